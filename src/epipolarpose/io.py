@@ -1,0 +1,69 @@
+"""Atomic file writing: outputs appear complete or not at all.
+
+Every writer in epipolarpose goes through :func:`atomic_path`: it writes to a temporary file in
+the destination's folder and renames it over the destination only when writing succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds.
+
+    ``suffix`` defaults to the destination's own suffix (some writers, e.g. ``np.savez``, append
+    an extension when the name lacks it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.",
+        suffix=suffix if suffix is not None else path.suffix,
+        dir=path.parent,
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
+    """``np.savez_compressed`` written atomically."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def save_json(path: str | os.PathLike, obj: Any, indent: int = 1) -> None:
+    """JSON written atomically (numpy scalars and arrays are converted)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=indent, default=_json_default) + "\n")
+
+
+def save_text(path: str | os.PathLike, text: str) -> None:
+    """Text written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,254 @@
+"""The Human3.6M 17-joint skeleton and mappings into it from other joint sets.
+
+Every array of poses in epipolarpose uses the Human3.6M 17-joint order below unless a file says
+otherwise (`joint_names`). Joint 0 (``Hip``, the pelvis) is the root.
+
+Mappings from other skeletons are described as *recipes*: for every Human3.6M joint, a list of
+``(source_joint, weight)`` pairs whose weighted sum gives the joint. This covers joints that
+exist in the source (one pair, weight 1) and joints derived as midpoints (e.g. the pelvis of
+COCO-17 is the mean of both hips). The head top of motion capture skeletons is not a recipe but
+is synthesised by :func:`synthesize_head_top`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+H36M_JOINTS: tuple[str, ...] = (
+    "Hip",  # 0 pelvis, root
+    "RHip",  # 1
+    "RKnee",  # 2
+    "RFoot",  # 3 ankle
+    "LHip",  # 4
+    "LKnee",  # 5
+    "LFoot",  # 6 ankle
+    "Spine",  # 7
+    "Thorax",  # 8
+    "Neck/Nose",  # 9
+    "Head",  # 10 head top
+    "LShoulder",  # 11
+    "LElbow",  # 12
+    "LWrist",  # 13
+    "RShoulder",  # 14
+    "RElbow",  # 15
+    "RWrist",  # 16
+)
+NUM_JOINTS = len(H36M_JOINTS)
+ROOT = 0
+
+#: Parent of every joint (-1 for the root).
+PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15], dtype=np.int64)
+
+#: Bones as (parent, child) pairs, shape (16, 2).
+BONES = np.array([(int(p), j) for j, p in enumerate(PARENTS) if p >= 0], dtype=np.int64)
+
+#: Left/right joint pairs (left, right).
+LEFT_RIGHT_PAIRS: tuple[tuple[int, int], ...] = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
+LEFT_JOINTS = np.array([left for left, _ in LEFT_RIGHT_PAIRS], dtype=np.int64)
+RIGHT_JOINTS = np.array([right for _, right in LEFT_RIGHT_PAIRS], dtype=np.int64)
+
+#: Permutation that swaps left and right joints: ``pose[..., FLIP_PERMUTATION, :]`` is the
+#: same pose with left and right labels exchanged (use with a mirrored image for flip augmentation).
+FLIP_PERMUTATION = np.arange(NUM_JOINTS)
+for _left, _right in LEFT_RIGHT_PAIRS:
+    FLIP_PERMUTATION[_left], FLIP_PERMUTATION[_right] = _right, _left
+del _left, _right
+
+#: Side of every joint: "l" left, "r" right, "c" centre (for colouring drawings).
+JOINT_SIDE = np.array(["c"] * NUM_JOINTS)
+JOINT_SIDE[LEFT_JOINTS] = "l"
+JOINT_SIDE[RIGHT_JOINTS] = "r"
+
+#: Distance (mm) by which the synthesised head top lies beyond the head joint of a mocap skeleton.
+HEAD_TOP_OFFSET_MM = 120.0
+
+
+@dataclass(frozen=True)
+class JointMapping:
+    """How to build the 17 Human3.6M joints from a source skeleton.
+
+    ``recipe[j]`` lists ``(source_name, weight)`` pairs summed to give H36M joint ``j``; an empty
+    list means the joint is synthesised elsewhere (the head top of mocap skeletons).
+    """
+
+    name: str
+    source_joints: tuple[str, ...]
+    recipe: tuple[tuple[tuple[str, float], ...], ...]
+
+    def matrix(self) -> np.ndarray:
+        """Mixing matrix ``M`` of shape (17, S): ``h36m = M @ source`` for source joints in
+        ``source_joints`` order. Rows of synthesised joints are zero."""
+        index = {n: i for i, n in enumerate(self.source_joints)}
+        m = np.zeros((NUM_JOINTS, len(self.source_joints)))
+        for j, parts in enumerate(self.recipe):
+            for name, w in parts:
+                m[j, index[name]] += w
+        return m
+
+    def apply(self, source: np.ndarray) -> np.ndarray:
+        """Map source joints to Human3.6M order.
+
+        Args:
+            source: (..., S, D) joints in ``source_joints`` order (D = 2 or 3).
+        Returns:
+            (..., 17, D); NaN where a recipe is empty or a source joint is NaN.
+        """
+        source = np.asarray(source, dtype=np.float64)
+        if source.shape[-2] != len(self.source_joints):
+            raise ValueError(
+                f"{self.name} mapping expects {len(self.source_joints)} joints, got {source.shape[-2]}"
+            )
+        out = np.full(source.shape[:-2] + (NUM_JOINTS, source.shape[-1]), np.nan)
+        index = {n: i for i, n in enumerate(self.source_joints)}
+        for j, parts in enumerate(self.recipe):
+            if parts:
+                out[..., j, :] = sum(w * source[..., index[n], :] for n, w in parts)
+        return out
+
+    def apply_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Map per-joint confidences (..., S) -> (..., 17): a derived joint takes the minimum of
+        its parts' scores; synthesised joints take 0."""
+        scores = np.asarray(scores, dtype=np.float64)
+        index = {n: i for i, n in enumerate(self.source_joints)}
+        out = np.zeros(scores.shape[:-1] + (NUM_JOINTS,))
+        for j, parts in enumerate(self.recipe):
+            if parts:
+                out[..., j] = np.min(np.stack([scores[..., index[n]] for n, _ in parts], -1), -1)
+        return out
+
+
+def _direct(names: list[str | None]) -> tuple[tuple[tuple[str, float], ...], ...]:
+    return tuple(((n, 1.0),) if n is not None else () for n in names)
+
+
+COCO17_JOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+
+def _coco_like_recipe(nose: str, head: tuple[str, ...], prefix: str = "") -> tuple:
+    """Recipe shared by COCO-17 and BlazePose-33, whose body joints have the same names.
+
+    Pelvis = mean of hips; thorax = mean of shoulders; spine = mean of pelvis and thorax;
+    Neck/Nose = nose; Head = mean of ``head`` joints (ears/eyes: the centre of the head, which
+    sits below the true head top — a known bias of every 2D detector mapped to H36M).
+    """
+    hips = ((f"{prefix}left_hip", 0.5), (f"{prefix}right_hip", 0.5))
+    shoulders = ((f"{prefix}left_shoulder", 0.5), (f"{prefix}right_shoulder", 0.5))
+    spine = tuple((n, w / 2) for n, w in hips + shoulders)
+    return (
+        hips,
+        ((f"{prefix}right_hip", 1.0),),
+        ((f"{prefix}right_knee", 1.0),),
+        ((f"{prefix}right_ankle", 1.0),),
+        ((f"{prefix}left_hip", 1.0),),
+        ((f"{prefix}left_knee", 1.0),),
+        ((f"{prefix}left_ankle", 1.0),),
+        spine,
+        shoulders,
+        ((nose, 1.0),),
+        tuple((n, 1.0 / len(head)) for n in head),
+        ((f"{prefix}left_shoulder", 1.0),),
+        ((f"{prefix}left_elbow", 1.0),),
+        ((f"{prefix}left_wrist", 1.0),),
+        ((f"{prefix}right_shoulder", 1.0),),
+        ((f"{prefix}right_elbow", 1.0),),
+        ((f"{prefix}right_wrist", 1.0),),
+    )
+
+
+COCO17 = JointMapping(
+    name="coco17",
+    source_joints=COCO17_JOINTS,
+    recipe=_coco_like_recipe("nose", ("left_ear", "right_ear")),
+)
+
+BLAZEPOSE33_JOINTS: tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_pinky", "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)  # fmt: skip
+
+BLAZEPOSE33 = JointMapping(
+    name="blazepose33",
+    source_joints=BLAZEPOSE33_JOINTS,
+    recipe=_coco_like_recipe("nose", ("left_ear", "right_ear")),
+)
+
+BANDAI_JOINTS: tuple[str, ...] = (
+    "Hips", "UpperLeg_R", "LowerLeg_R", "Foot_R", "UpperLeg_L", "LowerLeg_L", "Foot_L",
+    "Chest", "Neck", "Head", "UpperArm_L", "LowerArm_L", "Hand_L", "UpperArm_R", "LowerArm_R",
+    "Hand_R",
+)  # fmt: skip
+
+#: Bandai-Namco BVH -> H36M. The head top (joint 10) is synthesised.
+BANDAI = JointMapping(
+    name="bandai",
+    source_joints=BANDAI_JOINTS,
+    recipe=_direct(
+        ["Hips", "UpperLeg_R", "LowerLeg_R", "Foot_R", "UpperLeg_L", "LowerLeg_L", "Foot_L",
+         "Chest", "Neck", "Head", None, "UpperArm_L", "LowerArm_L", "Hand_L", "UpperArm_R",
+         "LowerArm_R", "Hand_R"]
+    ),
+)  # fmt: skip
+
+CMU_JOINTS: tuple[str, ...] = (
+    "Hips", "RightHip", "RightKnee", "RightAnkle", "LeftHip", "LeftKnee", "LeftAnkle",
+    "Chest", "lowerneck", "Neck", "Head", "LeftShoulder", "LeftElbow", "LeftWrist",
+    "RightShoulder", "RightElbow", "RightWrist",
+)  # fmt: skip
+
+#: CMU BVH -> H36M. The head top (joint 10) is synthesised (from CMU's ``Head`` joint, which is
+#: listed in ``source_joints`` so that the synthesis can find it).
+CMU = JointMapping(
+    name="cmu",
+    source_joints=CMU_JOINTS,
+    recipe=_direct(
+        ["Hips", "RightHip", "RightKnee", "RightAnkle", "LeftHip", "LeftKnee", "LeftAnkle",
+         "Chest", "lowerneck", "Neck", None, "LeftShoulder", "LeftElbow", "LeftWrist",
+         "RightShoulder", "RightElbow", "RightWrist"]
+    ),
+)  # fmt: skip
+
+MOCAP_MAPPINGS: dict[str, JointMapping] = {"bandai": BANDAI, "cmu": CMU}
+
+
+def synthesize_head_top(
+    thorax: np.ndarray, head: np.ndarray, offset: float = HEAD_TOP_OFFSET_MM
+) -> np.ndarray:
+    """Head top placed ``offset`` (same units as the inputs, default 120 mm) beyond ``head`` along
+    the thorax -> head direction.
+
+    Args:
+        thorax: (..., 3) thorax positions.
+        head: (..., 3) head joint positions of the mocap skeleton.
+    Returns:
+        (..., 3) head-top positions.
+    """
+    d = head - thorax
+    n = np.linalg.norm(d, axis=-1, keepdims=True)
+    return head + offset * d / np.maximum(n, 1e-9)
+
+
+def root_relative(poses: np.ndarray) -> np.ndarray:
+    """Subtract the root joint: (..., J, D) -> (..., J, D)."""
+    return poses - poses[..., ROOT : ROOT + 1, :]
+
+
+def bone_lengths(poses: np.ndarray) -> np.ndarray:
+    """Lengths of the 16 bones: (..., 17, 3) -> (..., 16)."""
+    return np.linalg.norm(poses[..., BONES[:, 1], :] - poses[..., BONES[:, 0], :], axis=-1)
+
+
+def flip_pose(poses: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Mirror poses along coordinate ``axis`` and exchange left/right labels, (..., 17, D)."""
+    out = np.array(poses, copy=True)[..., FLIP_PERMUTATION, :]
+    out[..., axis] = -out[..., axis]
+    return out
