@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     footage_cmds,
     geometry_cmds,
     learning_cmds,
+    predict_cmds,
     refine_cmds,
     synth_cmds,
 )

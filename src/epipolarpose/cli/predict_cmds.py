@@ -1,0 +1,130 @@
+"""``epipolarpose predict``: single-image 3D pose from person crops with a trained network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import InputError
+from ._app import app
+
+
+def _resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, not {device!r}")
+    return torch.device(device)
+
+
+def read_rgb(path: Path):
+    """Read an image file as RGB uint8 (H, W, 3); :class:`InputError` naming the file if unreadable."""
+    import cv2
+
+    if not path.is_file():
+        raise InputError(f"image {path} does not exist")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"image {path} cannot be read (not an image OpenCV can decode)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _load_refiner(path: Path, device):
+    from ..models.refiner import load_refiner
+
+    return load_refiner(path, map_location=device)
+
+
+def write_overlays(directory: Path, names: list[str], images: list, poses2d, poses3d) -> None:
+    """Write ``NNNN_<stem>.png``: the image with its 2D pose beside a 3D plot of the pose
+    (camera frame shown with up = -y, depth = z)."""
+    import cv2
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..viz import draw_pose2d, plot_poses3d, save_figure
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, image, p2, p3 in zip(names, images, poses2d, poses3d):
+        fig = plt.figure(figsize=(8, 4), dpi=80)
+        ax = fig.add_subplot(1, 2, 1)
+        thickness = max(1, max(image.shape[:2]) // 150)
+        bgr = draw_pose2d(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), p2, thickness=thickness)
+        ax.imshow(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        ax.set_axis_off()
+        ax3 = fig.add_subplot(1, 2, 2, projection="3d")
+        plot_poses3d(np.stack([p3[:, 0], p3[:, 2], -p3[:, 1]], -1), ax=ax3)
+        ax3.set_xlabel("x")
+        ax3.set_ylabel("depth")
+        ax3.set_zlabel("up")
+        save_figure(fig, directory / name, dpi=80)
+        plt.close(fig)
+
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(
+        ...,
+        help="Trained network: a .pt from save_checkpoint or a Lightning .ckpt from `epipolarpose train`.",
+    ),
+    images: list[Path] = typer.Argument(
+        ..., help="Person crops (any size; letterboxed to a square and resized to the network input)."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the predictions (.npz)."),
+    refiner: Path | None = typer.Option(
+        None,
+        "--refiner",
+        help="Refiner checkpoint (`epipolarpose refine train`) applied to the 3D poses; the raw ones are kept as poses3d_unrefined.",
+    ),
+    overlays: Path | None = typer.Option(
+        None, "--overlays", help="Folder for PNGs of each image with its 2D pose and a 3D plot."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
+) -> None:
+    """Predict 3D and 2D poses from single person crops with a trained network."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..io import save_npz
+    from ..models import load_model, predict_crops
+    from ..skeleton import H36M_JOINTS
+
+    if output.suffix != ".npz":
+        raise InputError(f"--output {output} must end in .npz")
+    dev = _resolve_device(device)
+    model, config, _ = load_model(checkpoint, map_location=dev)
+    ref = _load_refiner(refiner, dev) if refiner is not None else None
+    if overlays is not None and config.num_joints != len(H36M_JOINTS):
+        raise InputError(
+            f"--overlays draws the {len(H36M_JOINTS)} Human3.6M joints; this network has {config.num_joints}"
+        )
+    for path in images:  # fail before any work if an input is missing
+        if not path.is_file():
+            raise InputError(f"image {path} does not exist")
+    results: dict[str, list] = {"poses2d": [], "poses3d": [], "crop_size": []}
+    for start in tqdm(range(0, len(images), batch_size), desc="predict", unit="batch", disable=None):
+        paths = images[start : start + batch_size]
+        rgb = [read_rgb(p) for p in paths]
+        pred = predict_crops(model, rgb)
+        for k in results:
+            results[k].append(pred[k])
+        if overlays is not None:
+            names = [f"{start + i:04d}_{p.stem}.png" for i, p in enumerate(paths)]
+            write_overlays(overlays, names, rgb, pred["poses2d"], pred["poses3d"])
+    out = {k: np.concatenate(v).astype(np.float32) for k, v in results.items()}
+    if ref is not None:
+        out["poses3d_unrefined"] = out["poses3d"]
+        out["poses3d"] = np.asarray(ref.refine(out["poses3d"]), dtype=np.float32)
+    joint_names = (
+        list(H36M_JOINTS)
+        if config.num_joints == len(H36M_JOINTS)
+        else [f"j{i}" for i in range(config.num_joints)]
+    )
+    save_npz(output, **out, image_paths=np.array([str(p) for p in images]), joint_names=np.array(joint_names))
+    typer.echo(f"wrote {len(images)} predictions to {output}", err=True)
