@@ -1,5 +1,125 @@
-"""CLI commands registered on ``app`` (see ``epipolarpose --help``)."""
+"""``epipolarpose synth``: motion capture -> noisy multi-view 2D detections + ground truth."""
 
 from __future__ import annotations
 
-from ._app import app  # noqa: F401
+from pathlib import Path
+
+import typer
+
+from ..errors import InputError
+from ._app import app
+
+
+def _parse_offsets(text: str | None) -> tuple[int, ...] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return tuple(int(x) for x in text.replace(" ", "").split(","))
+    except ValueError:
+        raise InputError(f"--time-offsets must be comma-separated integers, got {text!r}") from None
+
+
+def _parse_range(text: str, option: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise InputError(f"{option} must be two comma-separated numbers LO,HI, got {text!r}") from None
+    return lo, hi
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder for poses2d.npz and gt.npz."),
+    bvh: list[Path] = typer.Option(
+        None,
+        "--bvh",
+        help="BVH clip(s) (Bandai-Namco or CMU skeleton); repeat to concatenate several. "
+        "Default: the bundled CMU clip 131_01.",
+    ),
+    rig: Path | None = typer.Option(
+        None, "--rig", help="rig.json with the cameras. Default: the bundled Human3.6M S9 rig."
+    ),
+    fps: float = typer.Option(50.0, "--fps", help="Resample the motion to this frame rate (slerp)."),
+    sigma: float = typer.Option(4.0, "--sigma", help="Gaussian pixel noise, std per coordinate (px)."),
+    outliers: float = typer.Option(
+        0.05, "--outliers", help="Probability that a joint is a gross outlier within the person's box."
+    ),
+    swaps: float = typer.Option(
+        0.02, "--swaps", help="Probability that a (camera, frame) has all left/right joints swapped."
+    ),
+    missing: float = typer.Option(0.05, "--missing", help="Probability that a joint is missing."),
+    time_offsets: str | None = typer.Option(
+        None,
+        "--time-offsets",
+        help="Per-camera offsets in frames, e.g. 0,3,-2,5: camera c's frame i shows the motion at time i + (its offset).",
+    ),
+    clean_scores: str = typer.Option(
+        "0.5,1", "--clean-scores", help="LO,HI: range of the uniform confidence of clean joints."
+    ),
+    corrupted_scores: str = typer.Option(
+        "0.1,0.9",
+        "--corrupted-scores",
+        help="LO,HI: range of the uniform confidence of outliers and swapped joints "
+        "(overlap it with --clean-scores for a harder test).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of all random draws."),
+    frames: int | None = typer.Option(None, "--frames", help="Keep only the first N frames."),
+    no_intrinsics: bool = typer.Option(
+        False, "--no-intrinsics", help="Leave K and dist out of poses2d.npz (fully uncalibrated input)."
+    ),
+) -> None:
+    """Project motion capture through a rig into noisy 2D detections (poses2d.npz) and gt.npz."""
+    from ..camera import Rig
+    from ..mocap import DEFAULT_BVH, load_clips
+    from ..synthetic import CORRUPTION_CODES, NoiseModel, default_rig, synthesize
+
+    paths = list(bvh) if bvh else [DEFAULT_BVH]
+    for p in paths:
+        if not Path(p).is_file():
+            raise InputError(f"{p}: no such BVH file")
+    if frames is not None and frames < 1:
+        raise InputError(f"--frames must be positive, got {frames}")
+    the_rig = Rig.load(rig) if rig is not None else default_rig()
+    noise = NoiseModel(
+        sigma_px=sigma,
+        outlier_prob=outliers,
+        swap_prob=swaps,
+        missing_prob=missing,
+        time_offsets=_parse_offsets(time_offsets),
+        score_clean=_parse_range(clean_scores, "--clean-scores"),
+        score_corrupted=_parse_range(corrupted_scores, "--corrupted-scores"),
+    )
+    if noise.time_offsets is not None and len(noise.time_offsets) != len(the_rig):
+        raise InputError(f"--time-offsets has {len(noise.time_offsets)} values for {len(the_rig)} cameras")
+
+    poses, clip, _ = load_clips(paths, fps=fps, progress=True)
+    if frames is not None:
+        poses, clip = poses[:frames], clip[:frames]
+
+    poses2d, gt = synthesize(poses, the_rig, noise, seed=seed, clip=clip, fps=fps)
+    if no_intrinsics:
+        poses2d.K = poses2d.dist = None
+    poses2d.save(out / "poses2d.npz")
+    gt.save(out / "gt.npz")
+
+    code = poses2d.extra["corrupted"]
+    F = poses.shape[0]
+    typer.echo(
+        f"wrote {out / 'poses2d.npz'} and {out / 'gt.npz'}: {F} frames at {fps:g} fps from "
+        f"{len(paths)} clip(s), {len(the_rig)} cameras, {poses.shape[1]} joints"
+    )
+    typer.echo(
+        f"noise: sigma {sigma:g} px, outliers {outliers:g}, swaps {swaps:g} per view-frame, "
+        f"missing {missing:g}, time offsets {list(noise.time_offsets or [0] * len(the_rig))}, seed {seed}"
+    )
+    typer.echo("camera            visible  detected  outlier  swapped  missing")
+    for c, name in enumerate(the_rig.names):
+        k = code[c]
+        vis = k != CORRUPTION_CODES["not_visible"]
+        nv = max(int(vis.sum()), 1)
+        typer.echo(
+            f"{name:<16} {vis.mean():8.1%} {(poses2d.scores[c] > 0).mean():9.1%} "
+            f"{(k == CORRUPTION_CODES['outlier']).sum() / nv:8.1%} "
+            f"{(k == CORRUPTION_CODES['swapped']).sum() / nv:8.1%} "
+            f"{(k == CORRUPTION_CODES['missing']).sum() / nv:8.1%}"
+        )
