@@ -1,1 +1,5 @@
-"""synthetic"""
+"""Synthetic data: multi-view 2D observations of motion capture with detector-like noise."""
+
+from .observations import CORRUPTION_CODES, NoiseModel, default_rig, synthesize
+
+__all__ = ["CORRUPTION_CODES", "NoiseModel", "default_rig", "synthesize"]
