@@ -52,9 +52,11 @@ def undistort_normalized(uv: np.ndarray, K: np.ndarray, dist: np.ndarray | None)
             out[ok] = xy
         else:
             crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-10)
-            res = cv2.undistortPointsIter(
-                flat[ok].reshape(-1, 1, 2), K, np.asarray(dist, np.float64), None, None, crit
-            )
+            src, d = flat[ok].reshape(-1, 1, 2), np.asarray(dist, np.float64)
+            if hasattr(cv2, "undistortPointsIter"):
+                res = cv2.undistortPointsIter(src, K, d, None, None, crit)
+            else:  # OpenCV 5 folded the iterative variant into undistortPoints(..., criteria)
+                res = cv2.undistortPoints(src, K, d, None, None, None, crit)
             out[ok] = res.reshape(-1, 2)
     return out.reshape(shape)
 
