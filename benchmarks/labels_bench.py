@@ -1,0 +1,265 @@
+"""Calibration-free 3D pseudo-labels: accuracy and speed of ``label_poses`` against references.
+
+Setting (issue #3): the Human3.6M S9 rig (``../shared/data/rigs/h36m_S9.json``), the held-out
+shared mocap clips (``list_shared_clips(split="test")``) resampled to 50 fps and concatenated (tiled
+when more frames are asked than the clips hold), synthetic detections with the default noise
+(σ = 4 px, 5 % outliers, 2 % left/right swaps, 5 % missing), no extrinsics given. In one run:
+
+* ``ours``: ``label_poses`` in sequence mode (self-calibration + robust triangulation);
+* ``naive_dlt_true_rig``: confidence-weighted DLT of all views with the TRUE extrinsics;
+* ``paper_per_frame``: the paper's per-frame recipe with OpenCV calls (``mode="per-frame"``), timed
+  and scored on a subset of frames (``--per-frame-frames``), ours scored on the same subset;
+* ``relative_pose_methods``: calibration with poselib vs OpenCV USAC-MAGSAC;
+* ``noise_free`` and a ``sweep`` over σ and outlier rate (``--sweep-frames`` frames each).
+
+N-MPJPE is computed per frame in camera 0's frame (root-centred, optimal scale per pose), P-MPJPE
+after a per-pose similarity alignment, both over the joints each method marks valid (coverage is
+reported; ``naive_on_our_valid`` scores the reference on our valid joints only).
+
+    python benchmarks/labels_bench.py                       # 20k frames (the issue's setting)
+    python benchmarks/labels_bench.py --frames 100000 --only-speed   # the 100k-frame speed/memory bar
+
+Prints JSON to stdout and writes ``benchmarks/results/labels_<frames>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from epipolarpose.camera import Rig  # noqa: E402
+from epipolarpose.errors import InputError  # noqa: E402
+from epipolarpose.formats import Poses2D  # noqa: E402
+from epipolarpose.geometry.alignment import align_rigs  # noqa: E402
+from epipolarpose.geometry.calibration import calibrate  # noqa: E402
+from epipolarpose.geometry.triangulation import triangulate_rig  # noqa: E402
+from epipolarpose.labels import label_poses  # noqa: E402
+from epipolarpose.metrics import n_mpjpe, p_mpjpe  # noqa: E402
+from epipolarpose.mocap import list_shared_clips, load_clips  # noqa: E402
+from epipolarpose.synthetic import NoiseModel, synthesize  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EPIPOLARPOSE_SHARED", REPO.parent / "shared"))
+
+
+def load_poses(frames: int, fps: float = 50.0) -> tuple[np.ndarray, int]:
+    clips = list_shared_clips(SHARED, split="test")
+    poses, _, _ = load_clips(clips, fps=fps)
+    n_unique = len(poses)
+    if frames > n_unique:
+        poses = np.concatenate([poses] * int(np.ceil(frames / n_unique)))
+    return poses[:frames], min(n_unique, frames)
+
+
+def score(pred_cam0: np.ndarray, gt_cam0: np.ndarray, valid: np.ndarray) -> dict[str, float]:
+    return {
+        "N-MPJPE_mm": n_mpjpe(pred_cam0, gt_cam0, mask=valid),
+        "P-MPJPE_mm": p_mpjpe(pred_cam0, gt_cam0, mask=valid),
+        "coverage": float(valid.mean()),
+    }
+
+
+def run_ours(
+    p2: Poses2D, rig: Rig, gt_cam0: np.ndarray, method: str = "poselib", memory: bool = True
+) -> dict:
+    tracemalloc.start() if memory else None
+    t0 = time.perf_counter()
+    res = label_poses(p2, progress=False, calibration_kwargs={"method": method})
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] if memory else None
+    tracemalloc.stop() if memory else None
+    rep = align_rigs(res.rig, rig)[1]
+    out = score(res.labels.poses3d_camera[0].astype(np.float64), gt_cam0, res.labels.valid)
+    out.update(
+        pairwise_rotation_error_deg=rep["pairwise_rotation_error_deg"],
+        max_pairwise_rotation_error_deg=max(rep["pairwise_rotation_error_deg"]),
+        pairwise_baseline_direction_error_deg=rep["pairwise_baseline_direction_error_deg"],
+        seconds=dt,
+        frames_per_s=p2.num_frames / dt,
+        timings_s=res.summary["timings_s"],
+        swaps_undone=res.summary["swaps_undone"],
+        views_rejected=res.summary["views_rejected"],
+    )
+    if memory:
+        out["peak_traced_memory_GB"] = peak / 1e9
+    return out, res
+
+
+def run_naive(p2: Poses2D, rig: Rig, gt_cam0: np.ndarray) -> tuple[dict, np.ndarray]:
+    t0 = time.perf_counter()
+    X, valid, _ = triangulate_rig(rig, p2.keypoints, p2.scores, robust=False)
+    dt = time.perf_counter() - t0
+    Xc = rig.world_to_camera(X)[0]
+    out = score(Xc, gt_cam0, valid)
+    out.update(seconds=dt, frames_per_s=p2.num_frames / dt)
+    return out, Xc
+
+
+def subset(p2: Poses2D, idx: np.ndarray) -> Poses2D:
+    return Poses2D(
+        p2.keypoints[:, idx], p2.scores[:, idx], p2.image_size, p2.camera_names, K=p2.K, dist=p2.dist
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=20000)
+    ap.add_argument(
+        "--per-frame-frames", type=int, default=1000, help="frames for the paper's per-frame recipe"
+    )
+    ap.add_argument("--sweep-frames", type=int, default=3000, help="frames per sweep point (0 = no sweep)")
+    ap.add_argument(
+        "--only-speed", action="store_true", help="only ours, timed, with memory (for --frames 100000)"
+    )
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    rig = Rig.load(SHARED / "data/rigs/h36m_S9.json")
+    t0 = time.perf_counter()
+    poses, n_unique = load_poses(args.frames)
+    p2, gt = synthesize(poses, rig, NoiseModel(), seed=args.seed)
+    gt_cam0 = rig.world_to_camera(gt.poses3d_world.astype(np.float64))[0]
+    setup_s = time.perf_counter() - t0
+    result: dict = {
+        "benchmark": "labels",
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
+        "command": "python " + " ".join(sys.argv),
+        "frames": args.frames,
+        "unique_frames": n_unique,
+        "rig": "h36m_S9",
+        "noise": "default (sigma 4 px, 5% outliers, 2% swaps, 5% missing)",
+        "setup_s": setup_s,
+    }
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    ours, res = run_ours(p2, rig, gt_cam0)
+    result["ours"] = ours
+    result["max_rss_GB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    result["max_rss_before_labelling_GB"] = base_rss
+    if args.only_speed:
+        print(json.dumps(result, indent=1))
+        _write(result, args.frames, "speed")
+        return
+
+    naive, naive_cam0 = run_naive(p2, rig, gt_cam0)
+    result["naive_dlt_true_rig"] = naive
+    result["naive_on_our_valid"] = score(
+        naive_cam0, gt_cam0, res.labels.valid & np.isfinite(naive_cam0).all(-1)
+    )
+
+    # the paper's recipe on a subset (evenly spread frames)
+    idx = np.linspace(0, args.frames - 1, min(args.per_frame_frames, args.frames)).round().astype(np.int64)
+    t0 = time.perf_counter()
+    pf = label_poses(subset(p2, idx), mode="per-frame", progress=False)
+    dt = time.perf_counter() - t0
+    paper = score(pf.labels.poses3d_camera[0].astype(np.float64), gt_cam0[idx], pf.labels.valid)
+    paper.update(frames=len(idx), seconds=dt, frames_per_s=len(idx) / dt)
+    result["paper_per_frame"] = paper
+    result["ours_on_per_frame_subset"] = score(
+        res.labels.poses3d_camera[0, idx].astype(np.float64), gt_cam0[idx], res.labels.valid[idx]
+    )
+
+    result["ratios"] = {
+        "ours_over_naive_true_rig_N-MPJPE": ours["N-MPJPE_mm"] / naive["N-MPJPE_mm"],
+        "ours_over_naive_on_our_valid_N-MPJPE": ours["N-MPJPE_mm"]
+        / result["naive_on_our_valid"]["N-MPJPE_mm"],
+        "ours_over_paper_N-MPJPE": result["ours_on_per_frame_subset"]["N-MPJPE_mm"] / paper["N-MPJPE_mm"],
+        "speed_ours_over_paper": ours["frames_per_s"] / paper["frames_per_s"],
+    }
+    result["bars"] = {
+        "N-MPJPE <= naive DLT with true rig": ours["N-MPJPE_mm"] <= naive["N-MPJPE_mm"],
+        "N-MPJPE <= 0.2 x paper": result["ratios"]["ours_over_paper_N-MPJPE"] <= 0.2,
+        "all pairwise rotations within 0.5 deg": ours["max_pairwise_rotation_error_deg"] <= 0.5,
+        ">= 10x paper's frames/s": result["ratios"]["speed_ours_over_paper"] >= 10,
+    }
+
+    # relative pose: poselib (default) vs OpenCV USAC-MAGSAC, calibration only
+    methods = {}
+    for method in ("poselib", "magsac"):
+        t0 = time.perf_counter()
+        try:
+            est, rep = calibrate(p2, method=method)
+            a = align_rigs(est, rig)[1]
+        except InputError as e:
+            methods[method] = {"failed": str(e)}
+            continue
+        dt = time.perf_counter() - t0
+        methods[method] = {
+            "calibration_s": dt,
+            "relative_poses_s": rep.timings["relative_poses"],
+            "max_pairwise_rotation_error_deg": max(a["pairwise_rotation_error_deg"]),
+            "mean_pairwise_rotation_error_deg": float(np.mean(a["pairwise_rotation_error_deg"])),
+            "pair_inlier_rates": [e.get("inlier_rate") for e in rep.pairs],
+        }
+    result["relative_pose_methods"] = methods
+
+    # noise-free and the sweep (smaller frame counts)
+    n_sweep = min(args.sweep_frames, args.frames)
+    if n_sweep:
+        # frames spread over all clips (a few contiguous clips of standing motions are a much
+        # weaker calibration target than the mix)
+        sweep_idx = np.linspace(0, min(args.frames, n_unique) - 1, n_sweep).round().astype(np.int64)
+        sweep = []
+        for sigma in (0.0, 2.0, 4.0, 8.0):
+            for outl in (0.0, 0.05, 0.1, 0.2):
+                noise = NoiseModel(sigma_px=sigma, outlier_prob=outl)
+                q2, qg = synthesize(poses[sweep_idx], rig, noise, seed=args.seed + 1)
+                g0 = rig.world_to_camera(qg.poses3d_world.astype(np.float64))[0]
+                o, _ = run_ours(q2, rig, g0, memory=False)
+                nv, _ = run_naive(q2, rig, g0)
+                sweep.append(
+                    {
+                        "sigma_px": sigma,
+                        "outlier_prob": outl,
+                        "ours_N-MPJPE_mm": o["N-MPJPE_mm"],
+                        "ours_P-MPJPE_mm": o["P-MPJPE_mm"],
+                        "ours_coverage": o["coverage"],
+                        "ours_max_pairwise_rotation_error_deg": o["max_pairwise_rotation_error_deg"],
+                        "naive_true_rig_N-MPJPE_mm": nv["N-MPJPE_mm"],
+                    }
+                )
+        result["sweep"] = {
+            "frames": n_sweep,
+            "selection": "evenly spaced over the clips",
+            "swap_prob": 0.02,
+            "missing_prob": 0.05,
+            "points": sweep,
+        }
+        q2, qg = synthesize(poses[sweep_idx], rig, None)
+        g0 = rig.world_to_camera(qg.poses3d_world.astype(np.float64))[0]
+        o, _ = run_ours(q2, rig, g0, memory=False)
+        result["noise_free"] = {
+            "frames": n_sweep,
+            "N-MPJPE_mm": o["N-MPJPE_mm"],
+            "P-MPJPE_mm": o["P-MPJPE_mm"],
+            "max_pairwise_rotation_error_deg": o["max_pairwise_rotation_error_deg"],
+            "coverage": o["coverage"],
+        }
+    result["aniposelib"] = (
+        "skipped: `pip install --dry-run aniposelib` would add opencv-contrib-python 5.0.0.93 beside "
+        "opencv-python-headless (a second cv2), plus jax, jaxlib, numba, pandas"
+    )
+    print(json.dumps(result, indent=1))
+    _write(result, args.frames, "")
+
+
+def _write(result: dict, frames: int, tag: str) -> None:
+    out = REPO / "benchmarks" / "results" / f"labels_{frames}{'_' + tag if tag else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
