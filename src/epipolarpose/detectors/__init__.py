@@ -1,1 +1,33 @@
-"""detectors"""
+"""2D pose detectors behind one small interface (:class:`~.base.Detector`), and importers of
+existing detections (:mod:`.importers`).
+
+``get_detector("mediapipe")`` / ``get_detector("network", checkpoint=...)`` build one; the heavy
+dependencies (mediapipe, torch) load only when a detector first runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InputError
+from .base import Detector, select_track
+
+DETECTORS = ("mediapipe", "network")
+
+
+def get_detector(name: str, checkpoint: str | os.PathLike | None = None, **kwargs) -> Detector:
+    """A new detector by ``name`` (``"mediapipe"`` or ``"network"``, which needs ``checkpoint``)."""
+    if name == "mediapipe":
+        from .mediapipe import MediaPipeDetector
+
+        return MediaPipeDetector(**kwargs)
+    if name == "network":
+        if checkpoint is None:
+            raise InputError("--detector network needs --checkpoint CKPT (a trained 2D/3D PoseNet)")
+        from .network import NetworkDetector
+
+        return NetworkDetector(checkpoint, **kwargs)
+    raise InputError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)} or 'import'")
+
+
+__all__ = ["DETECTORS", "Detector", "get_detector", "select_track"]

@@ -1,0 +1,236 @@
+"""Exports of 3D poses (CSV, JSON, TRC) and of rigs (OpenCV YAML, Pose2Sim/aniposelib TOML).
+
+Poses come from ``labels.npz`` (:class:`~epipolarpose.formats.Labels`), in the rig's world frame
+and units; every writer is atomic.
+
+* CSV: one row per frame and joint: ``frame,time,joint,x,y,z,valid`` (empty x/y/z where invalid).
+* JSON: ``{"units", "fps", "joint_names", "frames": [{"frame", "time", "joints": {name: [x, y, z]
+  or null}, "valid": [...]}]}``.
+* TRC (OpenSim / Pose2Sim markers): tab-separated; header lines ``PathFileType``,
+  ``DataRate CameraRate NumFrames NumMarkers Units OrigDataRate OrigDataStartFrame OrigNumFrames``,
+  marker names, ``X1 Y1 Z1 ...``; then ``Frame#  Time  x y z ...`` (1-based frames; invalid joints
+  are empty fields). OpenSim is y-up: by default the world's z-up coordinates are rotated as
+  Pose2Sim does (``X, Y, Z = y, z, x``) and mm rigs are written in metres.
+* Rig YAML: ``cv2.FileStorage`` with ``num_cameras`` and ``camera_<i>`` maps holding ``name``,
+  ``image_size``, ``K``, ``dist``, ``R``, ``rvec``, ``t``.
+* Rig TOML (Pose2Sim / aniposelib calibration): ``[cam_<i>]`` with ``name``, ``size``, ``matrix``,
+  ``distortions`` ``[k1, k2, p1, p2]`` (plus k3 when non-zero), ``rotation`` (Rodrigues vector),
+  ``translation``, ``fisheye = false``; then ``[metadata]``. Pose2Sim expects metres, so mm rigs'
+  translations are converted (``translation_scale``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .camera import Camera, Rig
+from .formats import Labels
+from .io import atomic_path, save_text
+from .skeleton import H36M_JOINTS
+
+FORMATS = ("csv", "json", "trc")
+RIG_FORMATS = ("opencv-yaml", "toml")
+
+
+def _joint_names(labels: Labels) -> list[str]:
+    names = labels.extra.get("joint_names")
+    J = labels.poses3d_world.shape[1]
+    if names is not None and len(names) == J:
+        return [str(n) for n in names]
+    return list(H36M_JOINTS) if J == len(H36M_JOINTS) else [f"joint{j}" for j in range(J)]
+
+
+def _times(labels: Labels, fps: float | None) -> np.ndarray:
+    F = labels.poses3d_world.shape[0]
+    return np.arange(F) / fps if fps else np.arange(F, dtype=float)
+
+
+def _masked(labels: Labels) -> np.ndarray:
+    X = labels.poses3d_world.astype(np.float64)
+    return np.where(labels.valid[..., None] & np.isfinite(X).all(-1, keepdims=True), X, np.nan)
+
+
+def export_csv(labels: Labels, path: str | os.PathLike, fps: float | None = None) -> None:
+    """One row per frame and joint: ``frame,time,joint,x,y,z,valid`` (time in s, or the frame
+    number when ``fps`` is unknown; x/y/z empty where invalid)."""
+    X, names, t = _masked(labels), _joint_names(labels), _times(labels, fps)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["frame", "time", "joint", "x", "y", "z", "valid"])
+    for f in range(X.shape[0]):
+        for j, n in enumerate(names):
+            xyz = ["" if not np.isfinite(v) else f"{v:.4f}" for v in X[f, j]]
+            w.writerow([f, f"{t[f]:.6f}", n, *xyz, int(np.isfinite(X[f, j]).all())])
+    save_text(path, buf.getvalue())
+
+
+def export_json(labels: Labels, path: str | os.PathLike, fps: float | None = None, units: str = "mm") -> None:
+    """Per-frame JSON (see the module docstring); invalid joints are ``null``."""
+    X, names, t = _masked(labels), _joint_names(labels), _times(labels, fps)
+    frames = []
+    for f in range(X.shape[0]):
+        ok = np.isfinite(X[f]).all(-1)
+        joints = {n: (np.round(X[f, j], 4).tolist() if ok[j] else None) for j, n in enumerate(names)}
+        frames.append({"frame": f, "time": float(t[f]), "joints": joints, "valid": ok.tolist()})
+    doc = {"units": units, "fps": fps, "joint_names": names, "frames": frames}
+    save_text(path, json.dumps(doc) + "\n")
+
+
+def export_trc(
+    labels: Labels,
+    path: str | os.PathLike,
+    fps: float | None = None,
+    units: str = "mm",
+    y_up: bool = True,
+) -> None:
+    """TRC marker file (OpenSim, Pose2Sim).
+
+    Args:
+        labels: the 3D poses.
+        path: the ``.trc`` file.
+        fps: frame rate (default 30 when unknown; TRC needs one).
+        units: units of the poses (``"mm"`` is written in metres; anything else as is, marked "m").
+        y_up: rotate the z-up world to OpenSim's y-up (``X, Y, Z = y, z, x``, as Pose2Sim).
+    """
+    X, names = _masked(labels), _joint_names(labels)
+    fps = float(fps) if fps else 30.0
+    if units == "mm":
+        X = X / 1000.0
+    if y_up:
+        X = X[..., [1, 2, 0]]
+    F, J = X.shape[:2]
+    t = np.arange(F) / fps
+    lines = [
+        f"PathFileType\t4\t(X/Y/Z)\t{Path(path).name}",
+        "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\tOrigDataStartFrame\tOrigNumFrames",
+        f"{fps:g}\t{fps:g}\t{F}\t{J}\tm\t{fps:g}\t1\t{F}",
+        "Frame#\tTime\t" + "\t\t\t".join(names) + "\t\t\t",
+        "\t\t" + "\t".join(f"X{j + 1}\tY{j + 1}\tZ{j + 1}" for j in range(J)),
+    ]
+    for f in range(F):
+        vals = ["" if not np.isfinite(v) else f"{v:.6f}" for v in X[f].reshape(-1)]
+        lines.append("\t".join([str(f + 1), f"{t[f]:.6f}", *vals]))
+    save_text(path, "\n".join(lines) + "\n")
+
+
+def read_trc(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, str]]:
+    """Read a TRC file: (marker names, times (F,), markers (F, M, 3) with NaN for empty fields,
+    header dict of the ``DataRate ...`` line)."""
+    lines = Path(path).read_text().splitlines()
+    keys, vals = lines[1].split("\t"), lines[2].split("\t")
+    header = dict(zip(keys, vals))
+    names = [n for n in lines[3].split("\t")[2:] if n]
+    M = len(names)
+    rows = [ln.split("\t") for ln in lines[5:] if ln.strip()]
+    times = np.array([float(r[1]) for r in rows])
+    data = np.array([[float(v) if v else np.nan for v in (r[2:] + [""] * (3 * M))[: 3 * M]] for r in rows])
+    return names, times, data.reshape(len(rows), M, 3), header
+
+
+def export_poses(
+    labels: Labels, path: str | os.PathLike, fmt: str, fps: float | None = None, units: str = "mm"
+) -> None:
+    """Export 3D poses in ``fmt`` (``csv``, ``json`` or ``trc``)."""
+    if fmt == "csv":
+        export_csv(labels, path, fps)
+    elif fmt == "json":
+        export_json(labels, path, fps, units)
+    elif fmt == "trc":
+        export_trc(labels, path, fps, units)
+    else:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+# --- rigs ------------------------------------------------------------------------------------
+def export_rig_yaml(rig: Rig, path: str | os.PathLike) -> None:
+    """OpenCV FileStorage YAML (``cv2.FileStorage(path, cv2.FILE_STORAGE_READ)`` reads it back)."""
+    with atomic_path(path, suffix=".yaml") as tmp:
+        fs = cv2.FileStorage(str(tmp), cv2.FILE_STORAGE_WRITE)
+        fs.write("units", rig.units)
+        fs.write("num_cameras", len(rig))
+        for i, c in enumerate(rig):
+            fs.startWriteStruct(f"camera_{i}", cv2.FileNode_MAP)
+            fs.write("name", c.name)
+            fs.write("image_size", np.array(c.image_size, dtype=np.int32).reshape(1, 2))
+            fs.write("K", c.K)
+            fs.write("dist", c.dist.reshape(1, 5))
+            fs.write("R", c.R)
+            fs.write("rvec", cv2.Rodrigues(c.R)[0])
+            fs.write("t", c.t.reshape(3, 1))
+            fs.endWriteStruct()
+        fs.release()
+
+
+def read_rig_yaml(path: str | os.PathLike) -> Rig:
+    """Read back :func:`export_rig_yaml`'s file."""
+    fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+    try:
+        n = int(fs.getNode("num_cameras").real())
+        cams = []
+        for i in range(n):
+            node = fs.getNode(f"camera_{i}")
+            size = node.getNode("image_size").mat().reshape(-1)
+            cams.append(
+                Camera(
+                    K=node.getNode("K").mat(),
+                    R=node.getNode("R").mat(),
+                    t=node.getNode("t").mat().reshape(3),
+                    dist=node.getNode("dist").mat().reshape(-1),
+                    image_size=(int(size[0]), int(size[1])),
+                    name=node.getNode("name").string(),
+                )
+            )
+        units = fs.getNode("units").string() or "mm"
+    finally:
+        fs.release()
+    return Rig(cams, units=units)
+
+
+def _toml_list(a) -> str:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        return "[ " + ", ".join(repr(float(v)) for v in a) + "]"
+    return "[ " + ", ".join(_toml_list(r) for r in a) + "]"
+
+
+def export_rig_toml(rig: Rig, path: str | os.PathLike, translation_scale: float | None = None) -> None:
+    """Pose2Sim / aniposelib calibration TOML.
+
+    ``translation_scale`` multiplies translations (default 0.001 for mm rigs, giving metres as
+    Pose2Sim expects, and 1 otherwise).
+    """
+    if translation_scale is None:
+        translation_scale = 1e-3 if rig.units == "mm" else 1.0
+    out = []
+    for i, c in enumerate(rig):
+        d = c.dist if c.dist[4] != 0 else c.dist[:4]
+        out += [
+            f"[cam_{i + 1}]",
+            f'name = "{c.name}"',
+            f"size = {_toml_list(np.asarray(c.image_size, float))}",
+            f"matrix = {_toml_list(c.K)}",
+            f"distortions = {_toml_list(d)}",
+            f"rotation = {_toml_list(cv2.Rodrigues(c.R)[0].reshape(3))}",
+            f"translation = {_toml_list(c.t * translation_scale)}",
+            "fisheye = false",
+            "",
+        ]
+    out += ["[metadata]", "adjusted = false", "error = 0.0", ""]
+    save_text(path, "\n".join(out))
+
+
+def export_rig(rig: Rig, path: str | os.PathLike, fmt: str) -> None:
+    """Export a rig as ``opencv-yaml`` or ``toml``."""
+    if fmt == "opencv-yaml":
+        export_rig_yaml(rig, path)
+    elif fmt == "toml":
+        export_rig_toml(rig, path)
+    else:
+        raise ValueError(f"unknown rig format {fmt!r}; choose one of {', '.join(RIG_FORMATS)}")

@@ -1,0 +1,275 @@
+"""An HTML report of a labelling run: rig, reprojection errors, overlays, animation, warnings.
+
+``write_report(labels, rig, out_dir, poses2d=..., videos=...)`` writes ``out_dir/index.html`` and
+its images (``rig.png``, ``errors.png``, ``overlay_<k>.png``, ``skeleton.gif``). The whole folder
+is built in a temporary folder next to ``out_dir`` and moved into place at the end, so a failed
+run leaves no half-written report.
+
+Calibration quality warnings (:func:`quality_warnings`):
+
+* low inlier rate: under 80 % of the joint observations were triangulated and accepted, or a
+  camera's median reprojection error exceeds 10 px;
+* short baseline: seen from the subject, a camera is within 10° of every other camera (depth is
+  then poorly constrained);
+* too little motion: the joints move less than 5 % of the body size (std over time), or the
+  subject covers under 2 % of a camera's image (self-calibration needs joints spread over the
+  views and over depth);
+* few frames: under 30 frames with a valid pose.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .camera import Rig
+from .errors import InputError
+from .formats import Labels, Poses2D
+
+
+def _nanmedian(a, axis=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)
+
+
+def quality_warnings(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -> list[str]:
+    """Calibration/labelling quality warnings (see the module docstring); empty when all is well."""
+    out: list[str] = []
+    X = np.where(labels.valid[..., None], labels.poses3d_world, np.nan).astype(np.float64)
+    err = labels.reprojection_error.astype(np.float64)
+    observed = np.isfinite(err)
+    rate = labels.valid.mean() if labels.valid.size else 0.0
+    if rate < 0.8:
+        out.append(f"low inlier rate: only {100 * rate:.0f}% of the joints were triangulated and accepted")
+    for c, cam in enumerate(rig):
+        med = _nanmedian(err[c]) if observed[c].any() else np.nan
+        if np.isfinite(med) and med > 10:
+            out.append(f"camera {cam.name}: median reprojection error {med:.1f} px (> 10 px)")
+    good_frames = int((labels.valid.sum(-1) >= labels.valid.shape[1] // 2).sum())
+    if good_frames < 30:
+        out.append(f"few frames: only {good_frames} frames have a valid pose (30+ recommended)")
+    subject = _nanmedian(X.reshape(-1, 3), axis=0)
+    if np.isfinite(subject).all() and len(rig) > 1:
+        rays = rig.centers - subject
+        rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+        ang = np.degrees(np.arccos(np.clip(rays @ rays.T, -1, 1)))
+        np.fill_diagonal(ang, 0)
+        for c, cam in enumerate(rig):
+            if ang[c].max() < 10:
+                out.append(
+                    f"short baseline: camera {cam.name} is within {ang[c].max():.1f}° of every other "
+                    "camera as seen from the subject (depth is poorly constrained; spread the cameras)"
+                )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            body = _nanmedian(np.nanmax(np.linalg.norm(X - X[:, :1], axis=-1), axis=-1))
+            motion = _nanmedian(np.nanstd(X - _nanmedian(X, axis=0), axis=0).mean(-1))
+        if np.isfinite(body) and body > 0 and np.isfinite(motion) and motion < 0.05 * body:
+            out.append(
+                f"too little motion: joints move {100 * motion / body:.1f}% of the body size; "
+                "self-calibration needs the person to move (walk, turn, raise the arms)"
+            )
+    if poses2d is not None:
+        kp = np.where((poses2d.scores > 0)[..., None], poses2d.keypoints, np.nan)
+        for c in range(poses2d.num_cameras):
+            pts = kp[c].reshape(-1, 2)
+            pts = pts[np.isfinite(pts).all(-1)]
+            if len(pts) == 0:
+                out.append(f"camera {poses2d.camera_names[c]}: no detections")
+                continue
+            w, h = poses2d.image_size[c]
+            frac = np.prod(np.ptp(pts, axis=0)) / (w * h)
+            if frac < 0.02:
+                out.append(
+                    f"small joint spread: in camera {poses2d.camera_names[c]} the person covers only "
+                    f"{100 * frac:.1f}% of the image over the whole video"
+                )
+    return out
+
+
+def _sample_frames(labels: Labels, n: int) -> np.ndarray:
+    F = labels.valid.shape[0]
+    score = labels.valid.sum(-1)
+    cand = np.linspace(0, F - 1, min(F, 4 * n)).round().astype(int)
+    cand = cand[np.argsort(-score[cand], kind="stable")][: max(n, 1)]
+    return np.sort(cand)
+
+
+def _frame_maps(labels: Labels, C: int) -> tuple[np.ndarray, int]:
+    off = np.asarray(labels.extra.get("offsets", np.zeros(C, int))).astype(int).reshape(-1)
+    if off.shape != (C,):
+        off = np.zeros(C, int)
+    first = int(labels.extra.get("first_frame", 0))
+    return off, first
+
+
+def _overlay_tiles(
+    labels: Labels,
+    rig: Rig,
+    k: int,
+    poses2d: Poses2D | None,
+    videos: Sequence[Path] | None,
+    tile_w: int = 320,
+) -> np.ndarray:
+    """One row of tiles (one per camera) for labels frame ``k``: detections (dots, by side) and
+    reprojections (white crosses) on the video frame or a grey canvas."""
+    import cv2
+
+    from .viz import draw_pose2d
+
+    C = len(rig)
+    off, first = _frame_maps(labels, C)
+    tiles = []
+    X = np.where(labels.valid[k][:, None], labels.poses3d_world[k], np.nan)
+    for c, cam in enumerate(rig):
+        w, h = cam.image_size
+        fi = first + k - off[c]  # this camera's frame index in poses2d / the video
+        img = None
+        if videos:
+            from .video import iter_frames
+
+            start = int(poses2d.extra.get("frame_start", 0)) if poses2d is not None else 0
+            stride = int(poses2d.extra.get("frame_stride", 1)) if poses2d is not None else 1
+            vf = start + fi * stride
+            if vf >= 0:
+                for _, frame in iter_frames(videos[c], vf, vf + 1, check_timestamps=False):
+                    img = frame
+        if img is None:
+            img = np.full((h, w, 3), 60, np.uint8)
+        if poses2d is not None and 0 <= fi < poses2d.num_frames:
+            img = draw_pose2d(img, poses2d.keypoints[c, fi], poses2d.scores[c, fi], thickness=3)
+        img = draw_pose2d(img, cam.project(X), color=(255, 255, 255), thickness=2, marker="cross")
+        s = tile_w / img.shape[1]
+        img = cv2.resize(img, (tile_w, max(1, int(round(img.shape[0] * s)))), interpolation=cv2.INTER_AREA)
+        cv2.putText(img, f"{cam.name} #{fi}", (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1)
+        tiles.append(img)
+    H = max(t.shape[0] for t in tiles)
+    tiles = [np.pad(t, ((0, H - t.shape[0]), (0, 4), (0, 0))) for t in tiles]
+    return np.concatenate(tiles, axis=1)
+
+
+_CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+img{max-width:100%;border:1px solid #ccc}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+.warn{background:#fff3cd;border:1px solid #e0c060;padding:.5em 1em}.ok{background:#e6f4ea;padding:.5em 1em}"""
+
+
+def write_report(
+    labels: Labels,
+    rig: Rig,
+    out_dir: str | os.PathLike,
+    poses2d: Poses2D | None = None,
+    videos: Sequence[str | os.PathLike] | None = None,
+    num_samples: int = 3,
+    title: str = "epipolarpose report",
+    fps: float | None = None,
+) -> Path:
+    """Write the HTML report (see the module docstring) and return ``out_dir/index.html``.
+
+    Args:
+        labels: the 3D poses (``labels.npz``), in ``rig``'s world frame.
+        rig: the (recovered) cameras.
+        out_dir: report folder (replaced if it holds an earlier report; must otherwise be empty).
+        poses2d: the detections, drawn on the overlays and used for the joint-spread check.
+        videos: one video/image folder per camera for the overlays' backgrounds.
+        num_samples: number of overlay frames.
+        title: page title.
+        fps: animation frame rate (default: the poses' fps / 3, or 10).
+    """
+    import cv2
+    import matplotlib.pyplot as plt
+
+    from .viz import animate_poses3d, plot_reprojection_errors, plot_rig, save_figure
+
+    C = len(rig)
+    if labels.poses3d_camera.shape[0] != C:
+        raise InputError(f"labels have {labels.poses3d_camera.shape[0]} cameras but the rig has {C}")
+    if videos is not None and len(videos) not in (0, C):
+        raise InputError(f"--videos: {len(videos)} given for {C} cameras")
+    videos = [Path(v) for v in videos] if videos else None
+    if poses2d is not None and poses2d.num_cameras != C:
+        raise InputError(f"poses2d has {poses2d.num_cameras} cameras but the rig has {C}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "index.html").exists():
+        raise InputError(f"{out_dir}: exists and is not an earlier report; choose an empty folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        X = np.where(labels.valid[..., None], labels.poses3d_world, np.nan)
+        k_mid = int(np.argmax(labels.valid.sum(-1)))
+        fig = plot_rig(rig, labels=["recovered rig"], pose=X[k_mid], title="cameras and a pose")
+        save_figure(fig, tmp / "rig.png")
+        plt.close(fig)
+        fig = plot_reprojection_errors(labels.reprojection_error, rig.names)
+        save_figure(fig, tmp / "errors.png")
+        plt.close(fig)
+        overlays = []
+        for i, k in enumerate(_sample_frames(labels, num_samples)):
+            img = _overlay_tiles(labels, rig, int(k), poses2d, videos)
+            name = f"overlay_{i}.png"
+            if not cv2.imwrite(str(tmp / name), img):
+                raise InputError(f"cannot write {tmp / name}")
+            overlays.append((name, int(k)))
+        src_fps = fps or (float(poses2d.fps) / 3 if poses2d is not None and poses2d.fps else 10.0)
+        animate_poses3d(X, tmp / "skeleton.gif", fps=src_fps)
+        warn = quality_warnings(labels, rig, poses2d)
+        err = labels.reprojection_error
+        rows = []
+        off, _ = _frame_maps(labels, C)
+        conf = labels.extra.get("sync_confidence")
+        for c, cam in enumerate(rig):
+            e = err[c][np.isfinite(err[c])]
+            med = f"{np.median(e):.2f}" if e.size else "–"
+            p90 = f"{np.percentile(e, 90):.2f}" if e.size else "–"
+            sync = f"{int(off[c]):+d}" + (f" ({float(conf[c]):.2f})" if conf is not None else "")
+            rows.append(
+                f"<tr><td style='text-align:left'>{html.escape(cam.name)}</td><td>{e.size}</td>"
+                f"<td>{med}</td><td>{p90}</td><td>{sync}</td></tr>"
+            )
+        F, J = labels.valid.shape
+        warn_html = (
+            "<div class='warn'><b>Warnings</b><ul>"
+            + "".join(f"<li>{html.escape(w)}</li>" for w in warn)
+            + "</ul></div>"
+            if warn
+            else "<div class='ok'>No calibration quality warnings.</div>"
+        )
+        ov_html = "".join(f"<p>frame {k}</p><img src='{n}' alt='overlay of frame {k}'>" for n, k in overlays)
+        page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>{F} frames, {J} joints, {C} cameras; rig units: {html.escape(rig.units)};
+{100 * labels.valid.mean():.1f}% of the joints valid.</p>
+{warn_html}
+<h2>Cameras</h2>
+<table><tr><th>camera</th><th>observations</th><th>median error (px)</th><th>90th pct (px)</th>
+<th>time offset (confidence)</th></tr>{"".join(rows)}</table>
+<h2>Recovered rig</h2><img src="rig.png" alt="recovered camera rig in 3D">
+<h2>Reprojection errors</h2><img src="errors.png" alt="per-camera and per-joint reprojection errors">
+<h2>Detections vs reprojections</h2>
+<p>Dots: 2D detections (left blue, right red); white crosses: the 3D pose reprojected.</p>
+{ov_html}
+<h2>3D skeleton</h2><img src="skeleton.gif" alt="animated 3D skeleton">
+</body></html>
+"""
+        (tmp / "index.html").write_text(page)
+        if out_dir.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.replace(out_dir, trash / "old")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir / "index.html"

@@ -1,0 +1,159 @@
+"""Report and end-to-end footage run: rendered mp4s -> detect (import) -> sync -> label -> report."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from epipolarpose.camera import Camera, Rig
+from epipolarpose.cli import app
+from epipolarpose.formats import Labels, Poses2D
+from epipolarpose.report import quality_warnings
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.src = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.src.append(dict(attrs)["src"])
+
+
+def _check_html(index):
+    p = _Images()
+    p.feed(index.read_text())
+    assert {"rig.png", "errors.png", "skeleton.gif", "overlay_0.png"} <= set(p.src)
+    for s in p.src:
+        img = cv2.imread(str(index.parent / s)) if not s.endswith(".gif") else None
+        if s.endswith(".gif"):
+            from PIL import Image
+
+            with Image.open(index.parent / s) as im:
+                assert im.n_frames > 5
+        else:
+            assert img is not None and img.shape[0] > 50, s
+    return index.read_text()
+
+
+def _small_rig(rig_s9, n=3, size=160):
+    cams = []
+    for c in list(rig_s9)[:n]:
+        s = size / c.image_size[0]
+        K = c.K.copy()
+        K[:2] *= s
+        cams.append(
+            Camera(K=K, R=c.R, t=c.t, image_size=(size, int(round(c.image_size[1] * s))), name=c.name)
+        )
+    return Rig(cams)
+
+
+@pytest.mark.slow
+def test_videos_detect_sync_label_report(tmp_path, rig_s9, cmu_bvh):
+    from epipolarpose.labels import label_poses
+    from epipolarpose.mocap import load_mocap
+    from epipolarpose.sync import estimate_offsets
+    from epipolarpose.synthetic import NoiseModel, synthesize
+    from epipolarpose.synthetic.render import draw_person
+    from epipolarpose.video import probe, write_video
+
+    X = load_mocap(cmu_bvh, fps=30).poses[:90]
+    rig = _small_rig(rig_s9)
+    offs = (0, 5, -4)
+    p2d_true, gt = synthesize(X, rig, NoiseModel.clean(time_offsets=offs))
+    uv = gt.extra["keypoints2d"]  # (C, F, J, 2) what every camera's frame shows
+    videos, jsons = [], []
+    for c, cam in enumerate(rig):
+        w, h = cam.image_size
+        frames = np.full((X.shape[0], h, w, 3), 40, np.uint8)
+        for f in range(X.shape[0]):
+            if np.isfinite(uv[c, f]).all():
+                t = min(max(f + offs[c], 0), X.shape[0] - 1)
+                draw_person(frames[f], uv[c, f], cam.world_to_camera(X[t])[:, 2], cam.K[0, 0])
+        videos.append(tmp_path / f"{cam.name}.mp4")
+        write_video(videos[-1], frames[..., ::-1], fps=30)
+        assert probe(videos[-1]).num_frames == X.shape[0] and probe(videos[-1]).image_size == (w, h)
+        # the "detector": COCO keypoints of the rendered person (H36M joints written in COCO order)
+        coco = np.full((X.shape[0], 17, 3), 0.0)
+        m = {0: 9, 5: 11, 6: 14, 7: 12, 8: 15, 9: 13, 10: 16, 11: 4, 12: 1, 13: 5, 14: 2, 15: 6, 16: 3}
+        for k, j in m.items():
+            coco[:, k, :2] = np.nan_to_num(uv[c, :, j])
+            coco[:, k, 2] = np.isfinite(uv[c, :, j]).all(-1) * 0.9
+        coco[:, 3:5] = coco[:, [0]]  # ears at the nose
+        res = [
+            {"image_id": f, "keypoints": coco[f].reshape(-1).tolist(), "score": 0.9} for f in range(len(coco))
+        ]
+        jsons.append(tmp_path / f"{cam.name}.json")
+        jsons[-1].write_text(json.dumps(res))
+    rig.save(tmp_path / "K.json")
+    runner = CliRunner()
+    r = runner.invoke(app, ["detect", *map(str, jsons), "--detector", "import", "--intrinsics",
+                            str(tmp_path / "K.json"), "--fps", "30", "-o", str(tmp_path / "poses2d.npz")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    p2d = Poses2D.load(tmp_path / "poses2d.npz")
+    names = [c.name for c in rig]
+    assert p2d.camera_names == names
+    sync = estimate_offsets(p2d, max_offset=10)
+    assert sync.offsets.tolist() == list(offs)
+    result = label_poses(p2d, rig=rig, offsets=sync.offsets, progress=False)
+    result.labels.save(tmp_path / "labels.npz")
+    out = tmp_path / "report"
+    r = runner.invoke(app, ["report", str(tmp_path / "labels.npz"), "--rig", str(tmp_path / "K.json"),
+                            "--poses2d", str(tmp_path / "poses2d.npz"), *sum([["--videos", str(v)] for v in videos], []),
+                            "-o", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    html = _check_html(out / "index.html")
+    assert re.search(r"\+5", html) and re.search(r"-4", html)  # offsets shown per camera
+    overlay = cv2.imread(str(out / "overlay_0.png"))
+    assert overlay.std() > 10  # drawn on the rendered frames, not a flat canvas
+
+
+def test_report_blank_canvas_warnings_and_bad_input(tmp_path, rig_s9):
+    F, J = 12, 17
+    rng = np.random.default_rng(0)
+    X = np.repeat(rng.normal([0, 0, 1000], 300, (1, J, 3)), F, axis=0)  # a statue: no motion
+    err = rng.uniform(0, 30, (4, F, J))
+    lab = Labels(X, rig_s9.world_to_camera(X), np.ones((F, J), bool), err)
+    warns = quality_warnings(lab, rig_s9)
+    assert any("too little motion" in w for w in warns) and any("few frames" in w for w in warns)
+    assert any("median reprojection error" in w for w in warns)
+    close = Rig([rig_s9[0], Camera(K=rig_s9[0].K, R=rig_s9[0].R, t=rig_s9[0].t + [50, 0, 0], name="twin")])
+    lab2 = Labels(X, close.world_to_camera(X), np.ones((F, J), bool), err[:2])
+    assert any("short baseline" in w for w in quality_warnings(lab2, close))
+    lab.save(tmp_path / "labels.npz")
+    rig_s9.save(tmp_path / "rig.json")
+    r = CliRunner().invoke(
+        app,
+        [
+            "report",
+            str(tmp_path / "labels.npz"),
+            "--rig",
+            str(tmp_path / "rig.json"),
+            "-o",
+            str(tmp_path / "rep"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "too little motion" in _check_html(tmp_path / "rep/index.html")
+    # wrong rig -> clear error and no report folder
+    close.save(tmp_path / "two.json")
+    r = CliRunner().invoke(
+        app,
+        [
+            "report",
+            str(tmp_path / "labels.npz"),
+            "--rig",
+            str(tmp_path / "two.json"),
+            "-o",
+            str(tmp_path / "rep2"),
+        ],
+    )
+    assert r.exit_code == 2 and "rig has 2" in r.output and not (tmp_path / "rep2").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rep")]
