@@ -1,5 +1,155 @@
-"""CLI commands registered on ``app`` (see ``epipolarpose --help``)."""
+"""``epipolarpose refine train|apply``: the refinement unit (clean 3D predictions with an MLP
+trained only on motion capture seen through random virtual cameras). See docs/refiner.md."""
 
 from __future__ import annotations
 
-from ._app import app  # noqa: F401
+from pathlib import Path
+
+import typer
+
+from ..errors import InputError
+from ._app import sub_app
+
+refine_app = sub_app(
+    "refine", "Refinement unit: clean 3D pose predictions with an MLP trained on motion capture."
+)
+
+#: Gaussian noise used when no error model is given (mm per coordinate).
+DEFAULT_SIGMA_MM = 40.0
+
+
+@refine_app.command("train")
+def train(
+    mocap: list[Path] = typer.Option(
+        ..., "--mocap", help="BVH file or folder (searched recursively); repeat for several."
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="Refiner checkpoint to write (.ckpt)."),
+    error_model: Path | None = typer.Option(
+        None, "--error-model", help="Error model (.npz/.json) written by --save-error-model."
+    ),
+    fit_errors: tuple[Path, Path] | None = typer.Option(
+        None,
+        "--fit-errors",
+        metavar="PRED.npz GT.npz",
+        show_default=False,
+        help="Fit the error model to a network's validation predictions and their ground truth "
+        "(both with key poses3d (N, J, 3), camera frame, same units).",
+    ),
+    gaussian: float | None = typer.Option(
+        None, "--gaussian", metavar="SIGMA_MM", help="Plain Gaussian noise of this std (mm) instead."
+    ),
+    align_scale: bool = typer.Option(
+        False, "--align-scale", help="With --fit-errors: rescale each prediction to its ground truth first."
+    ),
+    save_error_model: Path | None = typer.Option(
+        None, "--save-error-model", help="Also write the error model used (.npz or .json)."
+    ),
+    epochs: int = typer.Option(20, "--epochs", min=1, help="Training epochs (fresh cameras/noise each)."),
+    cameras_per_pose: int = typer.Option(
+        1, "--cameras-per-pose", min=1, help="Random virtual cameras per mocap pose per epoch."
+    ),
+    fps: float = typer.Option(10.0, "--fps", help="Resample mocap clips to this frame rate."),
+    hidden: int = typer.Option(1024, "--hidden", min=8, help="Hidden width (1024 in the paper)."),
+    blocks: int = typer.Option(2, "--blocks", min=1, help="Residual blocks (2 in the paper)."),
+    dropout: float = typer.Option(0.5, "--dropout", min=0.0, max=0.95, help="Dropout probability."),
+    batch_size: int = typer.Option(256, "--batch-size", min=2, help="Mini-batch size."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (decays x0.95 per epoch)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (cameras, noise, weights)."),
+) -> None:
+    """Train a refiner on motion capture through random cameras, corrupted by an error model."""
+    import numpy as np
+
+    from ..training.refiner import (
+        ErrorModel,
+        RefinerTrainConfig,
+        fit_error_model,
+        load_mocap_poses,
+        read_poses3d,
+        train_refiner,
+    )
+
+    fit_pair = tuple(p for p in (fit_errors or ()) if p is not None)
+    given = [
+        n
+        for n, v in (("--error-model", error_model), ("--fit-errors", fit_pair), ("--gaussian", gaussian))
+        if v
+    ]
+    if len(given) > 1:
+        raise InputError(f"choose one error source, got {' and '.join(given)}")
+    if fit_pair:
+        pred, _ = read_poses3d(fit_pair[0])
+        gt, _ = read_poses3d(fit_pair[1])
+        if pred.shape != gt.shape:
+            raise InputError(
+                f"{fit_pair[0]} poses3d {pred.shape} and {fit_pair[1]} poses3d {gt.shape} differ in shape"
+            )
+        model_err = fit_error_model(pred, gt, align_scale=align_scale)
+    elif error_model is not None:
+        model_err = ErrorModel.load(error_model)
+    else:
+        sigma = DEFAULT_SIGMA_MM if gaussian is None else gaussian
+        if gaussian is None:
+            typer.echo(
+                f"no error model given: Gaussian noise of {sigma:g} mm (use --fit-errors for a fitted one)",
+                err=True,
+            )
+        model_err = ErrorModel.gaussian(sigma)
+    poses, clips = load_mocap_poses(mocap, fps=fps)
+    typer.echo(
+        f"mocap: {len(poses)} poses from {len(np.unique(clips))} clips; error model: "
+        f"{model_err.kind}, depth ratio {model_err.depth_ratio:.2f}, mean flip rate {model_err.flip_rate.mean():.3f}",
+        err=True,
+    )
+    cfg = RefinerTrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        cameras_per_pose=cameras_per_pose,
+        hidden=hidden,
+        blocks=blocks,
+        dropout=dropout,
+        seed=seed,
+        device=device,
+    )
+    refiner, history = train_refiner(poses, model_err, cfg)
+    meta = {
+        "error_model": model_err.summary(),
+        "train_config": {k: v for k, v in vars(cfg).items() if k != "cameras"},
+        "mocap_poses": int(len(poses)),
+        "mocap_clips": sorted(map(str, np.unique(clips))),
+        "final_loss": history[-1]["loss"],
+    }
+    if save_error_model is not None:
+        model_err.save(save_error_model)
+    refiner.save(output, meta=meta)
+    typer.echo(f"wrote {output} (final loss {history[-1]['loss']:.4f})")
+
+
+@refine_app.command("apply")
+def apply(
+    checkpoint: Path = typer.Argument(..., help="Refiner checkpoint from `refine train`."),
+    predictions: Path = typer.Argument(
+        ..., help="npz with poses3d (N, J, 3) in the camera frame, any units."
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="npz to write: the input keys, poses3d refined."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, ..."),
+) -> None:
+    """Refine the poses3d of a predictions file; the raw poses are kept as poses3d_raw."""
+    import numpy as np
+
+    from ..io import save_npz
+    from ..models.refiner import load_refiner
+    from ..training.refiner import read_poses3d
+
+    refiner = load_refiner(checkpoint, map_location=device)
+    poses, arrays = read_poses3d(predictions, num_joints=refiner.num_joints)
+    finite = np.isfinite(poses).all((-1, -2))
+    refined = refiner.refine(poses)
+    arrays["poses3d_raw"] = poses
+    arrays["poses3d"] = refined
+    save_npz(output, **arrays)
+    msg = f"refined {int(finite.sum())} of {finite.size} poses -> {output}"
+    if not finite.all():
+        msg += f" ({int((~finite).sum())} poses with missing joints left unchanged)"
+    typer.echo(msg)
