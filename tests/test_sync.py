@@ -1,4 +1,4 @@
-"""Time synchronisation: offsets recovered from epipolar consistency; apply_offsets trims."""
+"""Time synchronisation: offsets recovered from epipolar consistency."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from epipolarpose.formats import Poses2D
-from epipolarpose.sync import apply_offsets, estimate_offsets
+from epipolarpose.sync import estimate_offsets
 
 
 @pytest.fixture(scope="module")
@@ -56,29 +56,32 @@ def test_static_person_gives_low_confidence(rig_s9, walk):
     assert any("uncertain" in w for w in res.warnings)
 
 
-def test_apply_offsets_aligns_and_trims():
-    C, F, J = 3, 50, 17
-    t = np.arange(F, dtype=float)
-    offs = np.array([0, 4, -3])
-    # camera c's frame i shows time i + offs[c]: encode the time in the x coordinate
-    kp = np.zeros((C, F, J, 2), np.float32)
-    for c in range(C):
-        kp[c, :, :, 0] = (t + offs[c])[:, None]
-    p = Poses2D(kp, np.ones((C, F, J)), np.full((C, 2), 100), extra={"frame_index": np.arange(F)})
-    out = apply_offsets(p, offs)
-    assert out.num_frames == F - 7  # common time range [4, 47)
-    np.testing.assert_array_equal(out.keypoints[:, :, 0, 0], np.tile(np.arange(4, F - 3), (C, 1)))
-    assert out.extra["offsets"].tolist() == [0, 4, -3] and int(out.extra["first_frame"]) == 4
-    np.testing.assert_array_equal(out.extra["frame_index"], np.arange(4, F - 3))
-
-
 def test_bad_input_messages(rig_s9, walk):
     from epipolarpose.errors import InputError
 
     p = Poses2D(np.zeros((2, 10, 17, 2)), np.ones((2, 10, 17)), np.full((2, 2), 100))
     with pytest.raises(InputError, match="max_offset"):
         estimate_offsets(p, max_offset=30)
-    with pytest.raises(InputError, match="do not overlap"):
-        apply_offsets(p, [0, 9])
-    with pytest.raises(InputError, match="one entry per camera"):
-        apply_offsets(p, [0, 1, 2])
+
+
+def test_label_sync_auto_recovers_offsets_and_aligns_labels(tmp_path):
+    """`label --sync auto`: offsets recorded in labels.npz, labels on the first camera's timeline."""
+    from typer.testing import CliRunner
+
+    from epipolarpose.cli import app
+    from epipolarpose.formats import GroundTruth, Labels
+    from epipolarpose.metrics import n_mpjpe
+
+    run = CliRunner()
+    res = run.invoke(app, ["synth", "-o", str(tmp_path), "--time-offsets", "0,7,-12,25", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    res = run.invoke(app, ["label", str(tmp_path / "poses2d.npz"), "-o", str(tmp_path / "labels.npz"), "--sync", "auto"])
+    assert res.exit_code == 0, res.output
+    labels = Labels.load(tmp_path / "labels.npz")
+    assert labels.extra["offsets"].tolist() == [0, 7, -12, 25]
+    gt = GroundTruth.load(tmp_path / "gt.npz")
+    gt_cam0 = gt.rig.world_to_camera(gt.poses3d_world.astype(float))[0]
+    err = n_mpjpe(labels.poses3d_camera[0].astype(float), gt_cam0, mask=labels.valid)
+    assert err < 60
+    res = run.invoke(app, ["label", str(tmp_path / "poses2d.npz"), "-o", str(tmp_path / "x.npz"), "--sync", "maybe"])
+    assert res.exit_code == 2 and "--sync" in res.output and not (tmp_path / "x.npz").exists()

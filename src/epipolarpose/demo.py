@@ -82,16 +82,36 @@ def run_demo(
     }
     out.mkdir(parents=True, exist_ok=True)
     if plots:
-        from .viz import plot_poses3d, plot_rig
-
-        plot_rig([rig.in_camera_frame(0), align_rigs(est_rig, rig.in_camera_frame(0))[0]],
-                 labels=["true", "self-calibrated"], path=out / "rig.png")
-        idx = np.linspace(0, poses2d.num_frames - 1, 4).round().astype(int)
-        plot_poses3d([gt_cam[0][idx], _scaled_like(pred_cam[0][idx], gt_cam[0][idx])],
-                     labels=["ground truth", "pseudo-label"], path=out / "poses.png")
+        _plots(out, rig, est_rig, labels, gt_cam, pred_cam, align_rigs)
     save_json(out / "report.json", report)
     _print_report(report, out)
     return report
+
+
+def _plots(out: Path, rig: Rig, est_rig: Rig, labels, gt_cam, pred_cam, align_rigs) -> None:
+    """``rig.png``: the true rig and the self-calibrated one aligned to it (similarity);
+    ``poses.png``: ground truth and pseudo-labels (scaled to the truth) on four frames."""
+    import matplotlib.pyplot as plt
+
+    from .viz import plot_poses3d, plot_rig, save_figure
+
+    fig = plot_rig([rig, align_rigs(est_rig, rig)[0]], labels=["true", "self-calibrated (aligned)"],
+                   title="Camera rig (world frame, mm)")
+    save_figure(fig, out / "rig.png")
+    plt.close(fig)
+    F = gt_cam.shape[1]
+    ok = np.nonzero(labels.valid.all(-1))[0]
+    idx = ok[np.linspace(0, len(ok) - 1, 4).round().astype(int)] if len(ok) else np.arange(min(F, 4))
+    fig = plt.figure(figsize=(14, 4))
+    pred = _scaled_like(pred_cam[0][idx], gt_cam[0][idx])
+    for i, f in enumerate(idx):
+        ax = fig.add_subplot(1, len(idx), i + 1, projection="3d")
+        # camera frame is x right, y down, z forward: view it upright
+        g, p = gt_cam[0][f] * [1, -1, 1], pred[i] * [1, -1, 1]
+        plot_poses3d(np.stack([g[:, [0, 2, 1]], p[:, [0, 2, 1]]]), labels=["ground truth", "pseudo-label"],
+                     colors=["k", "tab:orange"], ax=ax, title=f"frame {f}")
+    save_figure(fig, out / "poses.png")
+    plt.close(fig)
 
 
 def _scaled_like(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import InputError
 from ._app import app
 
 _POSES = typer.Argument(
@@ -33,7 +34,6 @@ def _load_intrinsics(path: Path | None):
 
 
 def _check_out(out: Path, what: str) -> None:
-    from ..errors import InputError
 
     if out.exists() and out.is_dir():
         raise InputError(f"{what} {out} is a folder, expected a file path")
@@ -136,6 +136,16 @@ def label(
     ),
     subject_height: float | None = _HEIGHT,
     summary_json: Path | None = typer.Option(None, "--summary", help="Also write the summary (JSON)."),
+    sync: str = typer.Option(
+        "none",
+        "--sync",
+        help="none: the cameras are synchronized; auto: estimate each camera's frame offset from "
+        "epipolar consistency of the 2D tracks (labels are then on the first camera's timeline "
+        "and record `offsets`).",
+    ),
+    max_offset: int = typer.Option(
+        30, "--max-offset", help="With --sync auto: largest offset tried, frames."
+    ),
 ) -> None:
     """Self-calibrate (unless --rig) and triangulate: 2D joints -> 3D pseudo-labels (labels.npz)."""
     from ..camera import Rig
@@ -146,8 +156,30 @@ def label(
     _check_out(out, "output")
     p2 = Poses2D.load(poses2d)
     known = Rig.load(rig) if rig is not None else None
+    offsets = None
+    if sync == "auto":
+        from ..sync import estimate_offsets
+
+        sr = estimate_offsets(p2, max_offset=max_offset)
+        offsets = sr.offsets
+        for w in sr.warnings:
+            typer.echo(w, err=True)
+        typer.echo(
+            "time offsets (frames to add to each camera's index): "
+            + ", ".join(
+                f"{n} {o:+d} (confidence {c:.2f})"
+                for n, o, c in zip(p2.camera_names, sr.offsets, sr.confidence)
+            )
+        )
+    elif sync != "none":
+        raise InputError(f"--sync must be 'none' or 'auto', got {sync!r}")
     res = label_poses(
-        p2, rig=known, intrinsics=_load_intrinsics(intrinsics), mode=mode, subject_height_mm=subject_height
+        p2,
+        rig=known,
+        intrinsics=_load_intrinsics(intrinsics),
+        mode=mode,
+        subject_height_mm=subject_height,
+        offsets=offsets,
     )
     # write every output to a temporary file first, then rename them all: no partial outputs
     outs = [(out, lambda p: res.labels.save(p))]
