@@ -1,0 +1,219 @@
+"""A miniature of EpipolarPose's Table: single-image 3D pose learned with different supervision.
+
+Synthetic images (``epipolarpose.synthetic.render``) of the shared motion capture, seen by the
+Human3.6M S1 cameras for training and the S9 cameras for testing; the 2D network, the 3D training
+clips and the test clips are three disjoint sets of clips (the test clips come from the mocap's
+``test`` split). One network configuration and one training budget for every row:
+
+* ``full``: ground-truth 3D;
+* ``rt``: self-supervised, pseudo-labels triangulated from the frozen 2D network's detections with
+  the known extrinsics;
+* ``self``: self-supervised without extrinsics (our default: ``label_poses`` self-calibrates);
+* ``self_gt2d``: self-supervised without extrinsics from ground-truth 2D.
+
+Every 3D network starts from the same trained 2D network. Metrics on the test views: MPJPE with
+the ground-truth root depth (the paper's protocol), N-MPJPE, P-MPJPE, PSS@50 (centroids fitted on
+the training split's ground truth), plus the pseudo-labels' own N-MPJPE, the training throughput
+and the bare network's forward+backward throughput.
+
+    python benchmarks/learning_bench.py --budget tiny   # a few minutes: checks that it works
+    python benchmarks/learning_bench.py --budget full   # the reported numbers (~35-45 min, 2 CPU cores)
+
+Prints JSON to stdout and writes ``benchmarks/results/learning_<budget>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BUDGETS = {
+    # clips per set, frames per second, steps of the 2D and of every 3D run, images per step
+    "tiny": dict(clips_2d=3, clips_3d=3, clips_test=2, fps=4, steps_2d=60, steps_3d=40, batch=16),
+    "medium": dict(clips_2d=20, clips_3d=20, clips_test=8, fps=4, steps_2d=600, steps_3d=400, batch=16),
+    "full": dict(clips_2d=40, clips_3d=40, clips_test=16, fps=5, steps_2d=3500, steps_3d=1000, batch=16),
+}
+ROWS = ("full", "rt", "self", "self_gt2d")
+
+
+def spread(items: list, n: int, offset: int = 0) -> list:
+    """``n`` evenly spaced items, starting ``offset`` positions in (deterministic)."""
+    if n >= len(items):
+        return list(items)
+    idx = (np.arange(n) * (len(items) / n) + offset).astype(int) % len(items)
+    return [items[i] for i in idx]
+
+
+def bare_throughput(cfg, batch: int, repeats: int = 5) -> float:
+    """Images/s of the bare network's forward + backward + Adam step on random input."""
+    import torch
+
+    from epipolarpose.models import PoseNet
+
+    model = PoseNet(cfg).train()
+    opt = torch.optim.Adam(model.parameters())
+    x = torch.randn(batch, 3, cfg.input_size, cfg.input_size)
+    t = 0.0
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        model(x)["joints3d"].square().mean().backward()
+        opt.step()
+        opt.zero_grad()
+        if i:
+            t += time.perf_counter() - t0
+    return batch * repeats / t
+
+
+def render_throughput(dataset, items: int = 12) -> float:
+    """Images/s of the data pipeline alone (render + crop + targets) in one process."""
+    t0 = time.perf_counter()
+    n = 0
+    for i in range(items):
+        n += dataset[i % len(dataset)]["images"].shape[0]
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--budget", choices=sorted(BUDGETS), default="tiny")
+    ap.add_argument("--shared", type=Path, default=Path(os.environ.get("EPIPOLARPOSE_SHARED", "../shared")))
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder for checkpoints and labels (default runs/learning_<budget>/, git-ignored)")
+    ap.add_argument("--config", default="tiny", help="network configuration (epipolarpose.training.train.CONFIGS)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from epipolarpose.camera import Rig
+    from epipolarpose.formats import Labels, Poses2D
+    from epipolarpose.metrics import evaluate_poses, n_mpjpe
+    from epipolarpose.mocap import list_shared_clips
+    from epipolarpose.models import load_model
+    from epipolarpose.synthetic.render import RenderConfig
+    from epipolarpose.training.data import MultiViewDataset, MultiViewFrames, eval_render_config
+    from epipolarpose.training.train import (
+        TrainOptions,
+        detect_2d,
+        model_config,
+        predict_dataset,
+        pseudo_labels,
+        train,
+    )
+
+    b = BUDGETS[args.budget]
+    here = Path(__file__).resolve().parent
+    work = args.work or here.parent / "runs" / f"learning_{args.budget}"
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    rig_train = Rig.load(args.shared / "data/rigs/h36m_S1.json")
+    rig_test = Rig.load(args.shared / "data/rigs/h36m_S9.json")
+    train_clips = list_shared_clips(args.shared, "train")
+    test_clips = list_shared_clips(args.shared, "test")
+    clips_2d = spread(train_clips[0::2], b["clips_2d"])  # disjoint halves of the training split
+    clips_3d = spread(train_clips[1::2], b["clips_3d"])
+    clips_test = spread(test_clips, b["clips_test"])
+    cfg3 = model_config(args.config, "full")
+    render = RenderConfig(size=cfg3.input_size)
+    common = dict(rig=args.shared / "data/rigs/h36m_S1.json", config=args.config, fps=b["fps"],
+                  batch_size=b["batch"], seed=args.seed, progress=False, checkpoint_every=10**6)  # fmt: skip
+    log = lambda *a: print(f"[{time.perf_counter() - t_start:7.1f}s]", *a, file=sys.stderr, flush=True)
+
+    # 1. the 2D network, on its own clips
+    log(f"2D network: {len(clips_2d)} clips, {b['steps_2d']} steps")
+    s2d = train(TrainOptions(supervision="2d", out=work / "net2d", clips=clips_2d, max_steps=b["steps_2d"], **common))
+    net2d = work / "net2d" / "model.pt"
+
+    # 2. its detections on the 3D training views, and the pseudo-labels
+    frames = MultiViewFrames.from_clips(clips_3d, rig_train, b["fps"])
+    gt_cam = frames.poses_camera()
+    model2d, _, _ = load_model(net2d)
+    det = detect_2d(model2d, MultiViewDataset(frames, eval_render_config(render), "2d", seed=args.seed), progress=False)
+    gt2d = frames.keypoints()
+    det_err = float(np.nanmean(np.linalg.norm(det.keypoints - gt2d, axis=-1)))
+    log(f"frozen 2D detections: {det_err:.1f} px mean error on {frames.num_frames} frames x {frames.num_cameras} views")
+    p2d_gt = Poses2D(keypoints=gt2d, scores=np.ones(gt2d.shape[:-1]), image_size=det.image_size, K=rig_train.K,
+                     dist=rig_train.dist)  # fmt: skip
+    label_sets = {
+        "rt": lambda: pseudo_labels(det, rig_train, progress=False),
+        "self": lambda: pseudo_labels(det, None, progress=False),
+        "self_gt2d": lambda: pseudo_labels(p2d_gt, None, progress=False),
+    }
+    label_quality = {}
+    for name, make in label_sets.items():
+        t0 = time.perf_counter()
+        lab: Labels = make()
+        lab.save(work / f"labels_{name}.npz")
+        pc = np.where(lab.valid[None, ..., None], lab.poses3d_camera, np.nan)
+        label_quality[name] = {
+            "n_mpjpe_mm": n_mpjpe(pc, gt_cam),
+            "valid_fraction": float(lab.valid.mean()),
+            "seconds": time.perf_counter() - t0,
+        }
+        log(f"labels {name}: N-MPJPE {label_quality[name]['n_mpjpe_mm']:.1f} mm")
+
+    # 3. the 3D networks, all from the same 2D network, same budget
+    from epipolarpose.pss import PSSModel
+
+    pss = PSSModel.fit(gt_cam.reshape(-1, 17, 3), k=50, seed=0)
+    test_frames = MultiViewFrames.from_clips(clips_test, rig_test, b["fps"])
+    test_set = MultiViewDataset(test_frames, eval_render_config(render), "full", seed=args.seed + 12345)
+    rows = {}
+    for row in ROWS:
+        log(f"3D network '{row}': {b['steps_3d']} steps")
+        sup = {"full": "full", "rt": "rt", "self": "self", "self_gt2d": "self"}[row]
+        labels = None if row == "full" else work / f"labels_{row}.npz"
+        s = train(TrainOptions(supervision=sup, out=work / f"net_{row}", clips=clips_3d, labels=labels,
+                               init_2d=net2d, max_steps=b["steps_3d"], **common))  # fmt: skip
+        model, _, _ = load_model(work / f"net_{row}" / "model.pt")
+        res = predict_dataset(model, test_set)
+        ev = evaluate_poses(res["camera_mm"], res["gt_camera"], pss_model=pss)["summary"]
+        rows[row] = {
+            "mpjpe_mm": ev["mpjpe"],
+            "n_mpjpe_mm": ev["n_mpjpe"],
+            "p_mpjpe_mm": ev["p_mpjpe"],
+            "pss@50": ev.get("pss@50"),
+            "train_images_per_s": s["images_per_s"],
+            "steps": s["global_step"],
+        }
+        log(row, json.dumps(rows[row]))
+
+    full = rows["full"]["mpjpe_mm"]
+    result = {
+        "benchmark": "learning",
+        "budget": args.budget,
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {args.threads}",
+        "config": cfg3.to_dict(),
+        "budget_settings": b,
+        "clips": {"2d": len(clips_2d), "3d_train": len(clips_3d), "test": len(clips_test)},
+        "frames": {"3d_train": frames.num_frames, "test": test_frames.num_frames, "views": frames.num_cameras},
+        "rigs": {"train": "h36m_S1", "test": "h36m_S9"},
+        "net2d": {"steps": s2d["global_step"], "train_images_per_s": s2d["images_per_s"],
+                  "detection_error_px": det_err},  # fmt: skip
+        "label_quality": label_quality,
+        "rows": rows,
+        "ratio_vs_full": {k: v["mpjpe_mm"] / full for k, v in rows.items()},
+        "goal_self_le_1.15x_full": rows["self"]["mpjpe_mm"] <= 1.15 * full,
+        "paper_h36m_mpjpe_mm": {"full": 51.8, "self": 76.6, "self_gt2d": 55.0},
+        "bare_model_fwd_bwd_images_per_s": bare_throughput(cfg3, b["batch"]),
+        "data_pipeline_images_per_s": render_throughput(MultiViewDataset(frames, render, "full", seed=args.seed)),
+        "seconds": time.perf_counter() - t_start,
+    }
+    from epipolarpose.io import save_json
+
+    save_json(here / "results" / f"learning_{args.budget}.json", result)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,391 @@
+"""Training runs for every supervision mode, and the inference helpers they need.
+
+* ``2d``: the 2D network (``depth_bins = 1``) on ground-truth 2D of its clips (the paper pretrains
+  on MPII; here a set of clips disjoint from the 3D training clips).
+* ``self`` (the paper): a frozen copy of the 2D network (``init_2d``) detects the joints in every
+  view of the training frames -> :class:`~epipolarpose.formats.Poses2D` ->
+  ``label_poses(..., rig=None)`` (no extrinsics) -> ``labels.npz``; the 3D network starts from the
+  2D one (:meth:`PoseNet.from_2d`). ``labels`` skips the detection; ``online`` triangulates inside
+  the training loop with a known or self-calibrated rig (``label_rig``).
+* ``rt``: the same with the known extrinsics (``label_poses(..., rig=rig)``).
+* ``full``: ground-truth 3D.
+
+:func:`train` runs Lightning with checkpoints (``OUT/checkpoints/last.ckpt``, resumed
+automatically), CSV and TensorBoard logs (``OUT/logs``), a progress bar, seeds, any
+devices/precision/strategy, and writes ``OUT/model.pt`` (:func:`epipolarpose.models.save_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..camera import Rig
+from ..errors import InputError
+from ..formats import Labels, Poses2D
+from ..models.posenet import PoseNet, PoseNetConfig
+from ..synthetic.render import RenderConfig
+from .data import MultiViewDataset, MultiViewFrames, eval_render_config, make_loader
+from .module import SUPERVISIONS, PoseModule, images_to_input
+from .targets import prediction_to_image, targets_to_camera
+
+#: Named network configurations (``--config``).
+CONFIGS: dict[str, PoseNetConfig] = {
+    "paper": PoseNetConfig.paper(),
+    "cpu-small": PoseNetConfig.cpu_small(),
+    "tiny": PoseNetConfig(backbone="resnet18", input_size=64, depth_bins=16, deconv_channels=32),
+}
+
+
+def model_config(name: str, supervision: str) -> PoseNetConfig:
+    """The named configuration; 2D supervision gets ``depth_bins = 1``."""
+    if name not in CONFIGS:
+        raise InputError(f"unknown --config {name!r}; choose one of {', '.join(CONFIGS)}")
+    cfg = CONFIGS[name]
+    return replace(cfg, depth_bins=1) if supervision == "2d" else cfg
+
+
+def default_shared() -> Path:
+    """The shared data folder: ``$EPIPOLARPOSE_SHARED`` or ``../shared``."""
+    return Path(os.environ.get("EPIPOLARPOSE_SHARED", "../shared"))
+
+
+def resolve_clips(specs: list[str], shared: Path | None = None, max_clips: int | None = None) -> list[Path]:
+    """BVH files from ``specs``: files, folders (every ``*.bvh`` below) or ``train``/``test`` (the
+    shared mocap's clip split). ``max_clips`` keeps an evenly spaced subset."""
+    from ..mocap import list_shared_clips
+
+    out: list[Path] = []
+    for s in specs:
+        p = Path(s)
+        if s in ("train", "test"):
+            out += list_shared_clips(shared or default_shared(), s)
+        elif p.is_dir():
+            out += sorted(p.rglob("*.bvh"))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"clip {s!r}: no such file or folder (or use 'train'/'test')")
+    out = list(dict.fromkeys(out))
+    if max_clips is not None and len(out) > max_clips:
+        idx = np.linspace(0, len(out) - 1, max_clips).round().astype(int)
+        out = [out[i] for i in idx]
+    if not out:
+        raise InputError(f"the split is empty: no BVH clips found in {', '.join(specs) or '(none)'}")
+    return out
+
+
+# --- inference helpers ------------------------------------------------------------------------
+@torch.no_grad()
+def predict_dataset(
+    model: PoseNet, dataset: MultiViewDataset, frames_per_batch: int = 8, num_workers: int = 0,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Run ``model`` on every view of every frame.
+
+    Returns:
+        ``pred`` (C, F, J, 3) normalized volume coordinates, ``affine`` (C, F, 2, 3),
+        ``gt_camera`` (C, F, J, 3) mm, ``camera_mm`` (C, F, J, 3) predictions in mm in each camera
+        frame with the ground-truth root depth (3D models only).
+    """
+    from tqdm import tqdm
+
+    model.eval()
+    device = next(model.parameters()).device
+    loader = make_loader(dataset, frames_per_batch, shuffle=False, num_workers=num_workers)
+    preds, affines, gts, Ks, dists = [], [], [], [], []
+    for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
+        B, C = batch["images"].shape[:2]
+        out = model(images_to_input(batch["images"].flatten(0, 1).to(device)))
+        preds.append(out["joints3d"].float().cpu().numpy().reshape(B, C, -1, 3))
+        affines.append(batch["affine"].double().numpy())
+        gts.append(batch["gt_camera"].double().numpy())
+        Ks.append(batch["K"].double().numpy())
+        dists.append(batch["dist"].double().numpy())
+    res = {
+        "pred": np.concatenate(preds).swapaxes(0, 1),
+        "affine": np.concatenate(affines).swapaxes(0, 1),
+        "gt_camera": np.concatenate(gts).swapaxes(0, 1),
+    }
+    if model.config.is_3d:
+        K, dist = np.concatenate(Ks).swapaxes(0, 1), np.concatenate(dists).swapaxes(0, 1)
+        res["camera_mm"] = targets_to_camera(
+            res["pred"], K, dist, res["affine"], model.config.input_size, res["gt_camera"][..., 0, 2],
+            model.config.depth_range,
+        )  # fmt: skip
+    return res
+
+
+def detect_2d(
+    model: PoseNet, dataset: MultiViewDataset, frames_per_batch: int = 8, progress: bool = True
+) -> Poses2D:
+    """Detections of a (frozen) network in every view of ``dataset``, as image-pixel :class:`Poses2D`."""
+    res = predict_dataset(model, dataset, frames_per_batch, progress=progress)
+    kp = prediction_to_image(res["pred"], res["affine"], model.config.input_size)
+    rig = dataset.frames.rig
+    return Poses2D(
+        keypoints=kp.astype(np.float32),
+        scores=np.ones(kp.shape[:-1], np.float32),
+        image_size=np.array([c.image_size for c in rig]),
+        camera_names=rig.names,
+        K=rig.K,
+        dist=rig.dist,
+    )
+
+
+def pseudo_labels(poses2d: Poses2D, rig: Rig | None = None, **options: Any) -> Labels:
+    """``label_poses`` (no extrinsics when ``rig`` is None, ``self``; known ones otherwise, ``rt``)."""
+    from ..labels import label_poses
+
+    return label_poses(poses2d, rig=rig, **options).labels
+
+
+def _read_ckpt(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any failure means "not a checkpoint"
+        raise InputError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
+
+
+def load_2d(path: str | os.PathLike, config: PoseNetConfig) -> PoseNet:
+    """The 2D network of ``path``; :class:`InputError` if its architecture differs from ``config``'s."""
+    from ..models.checkpoint import load_model
+
+    model, cfg, _ = load_model(path)
+    want = replace(config, depth_bins=cfg.depth_bins, depth_range=cfg.depth_range)
+    if cfg != want:
+        raise InputError(f"--init-2d {path} is from another configuration ({cfg.diff(want)})")
+    return model
+
+
+# --- the run ----------------------------------------------------------------------------------
+@dataclass
+class TrainOptions:
+    """Everything ``epipolarpose train`` takes (see its ``--help``)."""
+
+    supervision: str
+    out: Path
+    clips: list[Path] = field(default_factory=list)
+    rig: Path | None = None
+    val_clips: list[Path] = field(default_factory=list)
+    labels: Path | None = None
+    init_2d: Path | None = None
+    online: bool = False
+    label_rig: Path | None = None
+    config: str = "cpu-small"
+    fps: float = 10.0
+    epochs: int | None = None
+    max_steps: int = -1
+    batch_size: int = 32
+    lr: float = 1e-3
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    accelerator: str = "auto"
+    seed: int = 0
+    resume: Path | None = None
+    num_workers: int = 0
+    render: RenderConfig | None = None
+    checkpoint_every: int = 200
+    progress: bool = True
+    log_every: int = 10
+
+
+def _parse_devices(devices: str) -> Any:
+    if devices == "auto":
+        return "auto"
+    try:
+        return int(devices)
+    except ValueError:
+        return [int(x) for x in devices.split(",")] if "," in devices else devices
+
+
+def _trainer(**kwargs: Any) -> Any:
+    import lightning as L
+
+    return L.Trainer(**kwargs)
+
+
+def train(opts: TrainOptions) -> dict[str, Any]:
+    """Train as ``opts`` says; returns a summary (paths, steps, throughput).
+
+    Raises:
+        InputError: empty split, labels whose camera/frame counts do not match the frames, a
+            checkpoint (``init_2d``/``resume``) from another configuration, missing inputs.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from ..models.checkpoint import save_checkpoint
+
+    sup = opts.supervision
+    if sup not in SUPERVISIONS:
+        raise InputError(f"unknown supervision {sup!r}; choose one of {', '.join(SUPERVISIONS)}")
+    if opts.online and sup not in ("self", "rt"):
+        raise InputError("--online applies to --supervision self or rt")
+    if opts.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {opts.batch_size}")
+    cfg = model_config(opts.config, sup)
+    out = Path(opts.out)
+    rig_path = opts.rig or default_shared() / "data/rigs/h36m_S1.json"
+    rig = Rig.load(rig_path)
+    L.seed_everything(opts.seed, workers=True, verbose=False)
+
+    frames = MultiViewFrames.from_clips(opts.clips, rig, opts.fps, what="training split")
+    render = opts.render or RenderConfig(size=cfg.input_size)
+    if render.size != cfg.input_size:
+        raise InputError(f"render size {render.size} differs from the network input {cfg.input_size}")
+
+    # resume: explicit, or automatic from OUT/checkpoints/last.ckpt
+    ckpt_path = opts.resume
+    auto = out / "checkpoints" / "last.ckpt"
+    if ckpt_path is None and auto.is_file():
+        ckpt_path = auto
+    if ckpt_path is not None:
+        hp = _read_ckpt(Path(ckpt_path)).get("hyper_parameters") or {}
+        theirs = hp.get("model_config")
+        if theirs is None:
+            raise InputError(
+                f"checkpoint {ckpt_path} has no model_config: not written by 'epipolarpose train'"
+            )
+        their_cfg = PoseNetConfig.from_dict(dict(theirs), source=f"checkpoint {ckpt_path}")
+        if their_cfg != cfg or hp.get("supervision") != sup:
+            raise InputError(
+                f"cannot resume from {ckpt_path}: it was trained with --supervision {hp.get('supervision')} "
+                f"and a different configuration ({their_cfg.diff(cfg) or 'same network'}); use another --out"
+            )
+
+    # the trainer first: invalid device/precision settings fail before any output is written
+    ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
+                              every_n_train_steps=max(1, opts.checkpoint_every), save_on_train_epoch_end=True)  # fmt: skip
+    callbacks: list[Any] = [ckpt_cb]
+    if opts.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=5))
+    try:
+        trainer = _trainer(
+            default_root_dir=out,
+            max_epochs=opts.epochs if opts.epochs is not None else (-1 if opts.max_steps > 0 else 10),
+            max_steps=opts.max_steps,
+            accelerator=opts.accelerator,
+            devices=_parse_devices(opts.devices),
+            num_nodes=opts.num_nodes,
+            strategy=opts.strategy,
+            precision=opts.precision,
+            logger=[CSVLogger(out / "logs", name="csv"), TensorBoardLogger(out / "logs", name="tensorboard")],
+            callbacks=callbacks,
+            enable_progress_bar=opts.progress,
+            enable_model_summary=False,
+            log_every_n_steps=opts.log_every,
+            num_sanity_val_steps=0,
+            check_val_every_n_epoch=1,
+        )
+    except (ValueError, RuntimeError) as e:  # Lightning's MisconfigurationException is a ValueError
+        raise InputError(
+            f"invalid trainer settings (--devices/--strategy/--precision/--accelerator): {e}"
+        ) from None
+
+    # targets
+    labels_camera = labels_valid = None
+    init2d: PoseNet | None = None
+    if opts.init_2d is not None:
+        init2d = load_2d(opts.init_2d, cfg)
+    label_rig_json = None
+    if sup in ("self", "rt"):
+        if opts.online:
+            if opts.init_2d is None:
+                raise InputError("--online needs --init-2d (the frozen 2D network that detects the joints)")
+            if opts.label_rig is not None:
+                label_rig_json = Rig.load(opts.label_rig).to_json()
+            elif sup == "rt":
+                label_rig_json = rig.to_json()
+            else:
+                raise InputError("--supervision self --online needs --label-rig (a self-calibrated rig.json)")
+        else:
+            labels_path = opts.labels
+            if labels_path is None:
+                if init2d is None:
+                    raise InputError(f"--supervision {sup} needs --labels labels.npz or --init-2d CKPT")
+                labels_path = out / "labels.npz"
+                if not labels_path.is_file():
+                    out.mkdir(parents=True, exist_ok=True)
+                    det_set = MultiViewDataset(frames, eval_render_config(render), "2d", seed=opts.seed)
+                    p2d = detect_2d(init2d, det_set, progress=opts.progress)
+                    p2d.save(out / "poses2d.npz")
+                    pseudo_labels(p2d, rig if sup == "rt" else None).save(labels_path)
+            lab = Labels.load(labels_path)
+            if lab.poses3d_camera.shape[:2] != (frames.num_cameras, frames.num_frames):
+                raise InputError(
+                    f"{labels_path}: labels have {lab.poses3d_camera.shape[0]} cameras x "
+                    f"{lab.poses3d_camera.shape[1]} frames, but the training split has "
+                    f"{frames.num_cameras} cameras x {frames.num_frames} frames (clips, --fps and --rig must "
+                    "be the ones the labels were made from)"
+                )
+            labels_camera, labels_valid = lab.poses3d_camera, lab.valid
+    train_set = MultiViewDataset(
+        frames, render, "2d" if sup == "2d" else sup, labels_camera, labels_valid, cfg.depth_range, opts.seed
+    )
+    frames_per_batch = max(1, opts.batch_size // frames.num_cameras)
+    train_loader = make_loader(train_set, frames_per_batch, True, opts.num_workers, opts.seed)
+    val_loader = None
+    if opts.val_clips:
+        val_frames = MultiViewFrames.from_clips(opts.val_clips, rig, opts.fps, what="validation split")
+        val_set = MultiViewDataset(val_frames, eval_render_config(render), "full" if cfg.is_3d else "2d",
+                                   depth_range=cfg.depth_range, seed=opts.seed + 1)  # fmt: skip
+        val_loader = make_loader(val_set, frames_per_batch, False, opts.num_workers)
+
+    module = PoseModule(
+        cfg.to_dict(), sup, lr=opts.lr, online=opts.online,
+        detector_ckpt=str(opts.init_2d) if opts.online else None, label_rig_json=label_rig_json,
+    )  # fmt: skip
+    if init2d is not None and ckpt_path is None:
+        if cfg.is_3d:
+            module.model.load_state_dict(
+                PoseNet.from_2d(init2d, cfg.depth_bins, cfg.depth_range).state_dict()
+            )
+        else:
+            module.model.load_state_dict(init2d.state_dict())
+
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.redirect_stdout(sys.stderr):  # Lightning's progress bars and notices -> stderr
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    # make sure the final state is resumable even if the step count is not a multiple of the period
+    trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+    summary = {
+        "supervision": sup,
+        "online": opts.online,
+        "start_step": module.start_step,
+        "global_step": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch),
+        "images_per_s": module.images_per_second,
+        "train_frames": frames.num_frames,
+        "cameras": frames.num_cameras,
+        "model_config": cfg.to_dict(),
+        "checkpoint": str(out / "checkpoints" / "last.ckpt"),
+        "model": str(out / "model.pt"),
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+    }
+    if trainer.is_global_zero:
+        save_checkpoint(
+            out / "model.pt", module.model, cfg, {"supervision": sup, "global_step": summary["global_step"]}
+        )
+        from ..io import save_json
+
+        save_json(out / "train_summary.json", summary)
+    return summary
+
+
+def summary_json(summary: dict[str, Any]) -> str:
+    """The summary as indented JSON (for the CLI)."""
+    return json.dumps(summary, indent=1, default=str)
