@@ -17,7 +17,7 @@ its structure is unknown. :meth:`PSSModel.score_details` reports both counts.
 
 k-means: :meth:`PSSModel.fit` uses scikit-learn's ``KMeans`` (Lloyd, k-means++ init) up to
 ``minibatch_above`` poses (default 200 000) and ``MiniBatchKMeans`` beyond; see
-``docs/benchmarks/evaluation.md`` for the timings and inertia that motivate this choice.
+``BENCHMARKS.md`` for the timings and inertia that motivate this choice.
 """
 
 from __future__ import annotations
