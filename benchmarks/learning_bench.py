@@ -37,9 +37,12 @@ import numpy as np
 
 BUDGETS = {
     # clips per set, frames per second, steps of the 2D and of every 3D run, images per step
-    "tiny": dict(clips_2d=3, clips_3d=3, clips_test=2, fps=4, steps_2d=60, steps_3d=40, batch=16),
-    "medium": dict(clips_2d=20, clips_3d=20, clips_test=8, fps=4, steps_2d=600, steps_3d=400, batch=16),
-    "full": dict(clips_2d=40, clips_3d=40, clips_test=16, fps=5, steps_2d=3500, steps_3d=1000, batch=16),
+    "tiny": dict(clips_2d=3, clips_3d=3, clips_test=2, clips_val=2, fps=4, steps_2d=60, steps_3d=40, batch=16,
+                 refiner_epochs=1),
+    "medium": dict(clips_2d=20, clips_3d=20, clips_test=8, clips_val=8, fps=4, steps_2d=600, steps_3d=400,
+                   batch=16, refiner_epochs=5),
+    "full": dict(clips_2d=40, clips_3d=40, clips_test=16, clips_val=12, fps=5, steps_2d=3500, steps_3d=1000,
+                 batch=16, refiner_epochs=20),
 }
 ROWS = ("full", "rt", "self", "self_gt2d")
 
@@ -89,6 +92,9 @@ def main() -> None:
     ap.add_argument("--config", default="tiny", help="network configuration (epipolarpose.training.train.CONFIGS)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--refiner", action=argparse.BooleanOptionalAction, default=True,
+                    help="then train the refinement unit on the self-supervised model's errors (issue 5)")
+    ap.add_argument("--refiner-epochs", type=int, default=None, help="refiner epochs (default: the budget's)")
     args = ap.parse_args()
 
     import torch
@@ -122,6 +128,9 @@ def main() -> None:
     clips_2d = spread(train_clips[0::2], b["clips_2d"])  # disjoint halves of the training split
     clips_3d = spread(train_clips[1::2], b["clips_3d"])
     clips_test = spread(test_clips, b["clips_test"])
+    # validation clips for the refiner's error model: training-split clips used by no network
+    unused = [c for c in train_clips[1::2] if c not in set(clips_3d)]
+    clips_val = spread(unused, b["clips_val"])
     cfg3 = model_config(args.config, "full")
     render = RenderConfig(size=cfg3.input_size)
     common = dict(rig=args.shared / "data/rigs/h36m_S1.json", config=args.config, fps=b["fps"],
@@ -176,6 +185,14 @@ def main() -> None:
                                init_2d=net2d, max_steps=b["steps_3d"], **common))  # fmt: skip
         model, _, _ = load_model(work / f"net_{row}" / "model.pt")
         res = predict_dataset(model, test_set)
+        if row == "self":  # the refiner's test input (issue 5)
+            np.savez(work / "self_test_pred.npz", poses3d=res["camera_mm"].reshape(-1, 17, 3))
+            np.savez(work / "self_test_gt.npz", poses3d=res["gt_camera"].reshape(-1, 17, 3))
+            val_frames = MultiViewFrames.from_clips(clips_val, rig_test, b["fps"])
+            val_set = MultiViewDataset(val_frames, eval_render_config(render), "full", seed=args.seed + 999)
+            val = predict_dataset(model, val_set)
+            np.savez(work / "self_val_pred.npz", poses3d=val["camera_mm"].reshape(-1, 17, 3))
+            np.savez(work / "self_val_gt.npz", poses3d=val["gt_camera"].reshape(-1, 17, 3))
         ev = evaluate_poses(res["camera_mm"], res["gt_camera"], pss_model=pss)["summary"]
         rows[row] = {
             "mpjpe_mm": ev["mpjpe"],
@@ -195,7 +212,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {args.threads}",
         "config": cfg3.to_dict(),
         "budget_settings": b,
-        "clips": {"2d": len(clips_2d), "3d_train": len(clips_3d), "test": len(clips_test)},
+        "clips": {"2d": len(clips_2d), "3d_train": len(clips_3d), "test": len(clips_test), "val": len(clips_val)},
         "frames": {"3d_train": frames.num_frames, "test": test_frames.num_frames, "views": frames.num_cameras},
         "rigs": {"train": "h36m_S1", "test": "h36m_S9"},
         "net2d": {"steps": s2d["global_step"], "train_images_per_s": s2d["images_per_s"],
@@ -209,6 +226,28 @@ def main() -> None:
         "data_pipeline_images_per_s": render_throughput(MultiViewDataset(frames, render, "full", seed=args.seed)),
         "seconds": time.perf_counter() - t_start,
     }
+    if args.refiner:
+        # issue 5: the refinement unit, trained on the training split's mocap only (virtual cameras),
+        # with the error model fitted to the self-supervised network's errors on the validation
+        # clips, vs plain Gaussian noise; scored on the same test views with the same PSS centroids
+        import subprocess
+
+        pss.save(work / "pss_k50.npz")
+        out_json = work / "refiner.json"
+        cmd = [sys.executable, str(here / "refiner_bench.py"), "--shared", str(args.shared),
+               "--val-pred", str(work / "self_val_pred.npz"), "--val-gt", str(work / "self_val_gt.npz"),
+               "--test-pred", str(work / "self_test_pred.npz"), "--test-gt", str(work / "self_test_gt.npz"),
+               "--pss-centroids", str(work / "pss_k50.npz"), "--threads", str(args.threads),
+               "--epochs", str(args.refiner_epochs or b["refiner_epochs"]), "--out", str(out_json)]  # fmt: skip
+        log("refiner:", " ".join(cmd[1:]))
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        ref = json.loads(out_json.read_text())
+        ref["val_clips"] = len(clips_val)
+        ref["seconds"] = time.perf_counter() - t0
+        ref["goal_fitted_reduction_ge_15pct"] = ref["mpjpe_reduction_fitted"] >= 0.15
+        ref["goal_pss50_not_lowered"] = ref["after_fitted"].get("pss50", 0) >= ref["before"].get("pss50", 0)
+        result["refiner"] = ref
     from epipolarpose.io import save_json
 
     save_json(here / "results" / f"learning_{args.budget}.json", result)

@@ -112,3 +112,33 @@ def test_predict_with_refiner(ckpt, tmp_path, rng) -> None:
                               "--refiner", str(tmp_path / "x.png")])  # fmt: skip
     assert res.exit_code == 2 and "not a readable refiner checkpoint" in res.output
     assert not (tmp_path / "q.npz").exists()
+
+
+def test_predict_clips_writes_a_split_that_evaluate_scores(ckpt, tmp_path, cmu_bvh, rig_s9_path) -> None:
+    """`predict --clips` renders a synthetic split; its gt.npz is the mocap itself and `evaluate`
+    gives the MPJPE computed independently from the two files."""
+    import json
+
+    from epipolarpose.camera import Rig
+    from epipolarpose.metrics import mpjpe
+    from epipolarpose.mocap import load_mocap
+    from epipolarpose.training.data import in_view
+
+    out = tmp_path / "preds.npz"
+    _predict([ckpt, "--clips", cmu_bvh, "--rig", rig_s9_path, "--fps", 2, "-o", out])
+    pred, gt = np.load(out), np.load(tmp_path / "preds_gt.npz")
+    rig = Rig.load(rig_s9_path)
+    poses = load_mocap(cmu_bvh, fps=2).poses
+    poses = poses[in_view(poses, rig)]
+    np.testing.assert_allclose(gt["poses3d_world"], poses, atol=1e-2)
+    P = pred["poses3d_camera"]
+    assert P.shape == (4, len(poses), 17, 3) and np.isfinite(P).all()
+    G = rig.world_to_camera(poses)
+    np.testing.assert_allclose(P[..., 0, 2], G[..., 0, 2], rtol=1e-5)  # the paper's protocol: GT root depth
+    res = runner.invoke(app, ["evaluate", str(out), str(tmp_path / "preds_gt.npz"), "-o", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["summary"]["mpjpe"] == pytest.approx(mpjpe(P.reshape(-1, 17, 3), G.reshape(-1, 17, 3)), rel=1e-4)
+    # neither or both inputs: a clear error
+    res = runner.invoke(app, ["predict", str(ckpt), "-o", str(tmp_path / "x.npz")])
+    assert res.exit_code == 2 and "either IMAGES or --clips" in res.output

@@ -73,8 +73,24 @@ def predict(
         help="Trained network: a .pt from save_checkpoint or a Lightning .ckpt from `epipolarpose train`.",
     ),
     images: list[Path] = typer.Argument(
-        ..., help="Person crops (any size; letterboxed to a square and resized to the network input)."
+        None, help="Person crops (any size; letterboxed to a square and resized to the network input)."
     ),
+    clips: list[str] = typer.Option(
+        None,
+        "--clips",
+        help="Instead of IMAGES: render the synthetic views of these motion-capture clips (BVH files, "
+        "folders, or 'train'/'test' of the shared split) through --rig and also write their ground truth "
+        "(--gt-out), for `epipolarpose evaluate`. Repeatable.",
+    ),
+    rig: Path | None = typer.Option(
+        None, "--rig", help="With --clips: the rig that sees them (default: the shared Human3.6M S9 rig)."
+    ),
+    fps: float = typer.Option(10.0, "--fps", help="With --clips: resampling rate of the clips."),
+    max_clips: int | None = typer.Option(None, "--max-clips", help="With --clips: an evenly spaced subset."),
+    gt_out: Path | None = typer.Option(
+        None, "--gt-out", help="With --clips: where to write gt.npz (default: next to --output)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="With --clips: rendering seed."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the predictions (.npz)."),
     refiner: Path | None = typer.Option(
         None,
@@ -87,7 +103,12 @@ def predict(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
 ) -> None:
-    """Predict 3D and 2D poses from single person crops with a trained network."""
+    """Predict 3D and 2D poses from single person crops with a trained network.
+
+    With --clips instead of images it renders a synthetic test split and writes, per camera,
+    `poses3d_camera` (C, F, J, 3) mm (root depth from the ground truth, the paper's protocol) next
+    to a gt.npz, so that `epipolarpose evaluate PRED GT --centroids ...` scores the network.
+    """
     import numpy as np
     from tqdm import tqdm
 
@@ -97,9 +118,14 @@ def predict(
 
     if output.suffix != ".npz":
         raise InputError(f"--output {output} must end in .npz")
+    if bool(images) == bool(clips):
+        raise InputError("give either IMAGES or --clips (a synthetic test split), not both or neither")
     dev = _resolve_device(device)
     model, config, _ = load_model(checkpoint, map_location=dev)
     ref = _load_refiner(refiner, dev) if refiner is not None else None
+    if clips:
+        _predict_clips(model, config, ref, clips, rig, fps, max_clips, output, gt_out, seed, batch_size)
+        return
     if overlays is not None and config.num_joints != len(H36M_JOINTS):
         raise InputError(
             f"--overlays draws the {len(H36M_JOINTS)} Human3.6M joints; this network has {config.num_joints}"
@@ -128,3 +154,35 @@ def predict(
     )
     save_npz(output, **out, image_paths=np.array([str(p) for p in images]), joint_names=np.array(joint_names))
     typer.echo(f"wrote {len(images)} predictions to {output}", err=True)
+
+
+def _predict_clips(model, config, ref, clips, rig_path, fps, max_clips, output, gt_out, seed, batch_size) -> None:
+    """``predict --clips``: render the split, predict every view, write preds + gt.npz."""
+    import numpy as np
+
+    from ..camera import Rig
+    from ..formats import GroundTruth
+    from ..io import save_npz
+    from ..skeleton import H36M_JOINTS
+    from ..synthetic import default_rig
+    from ..synthetic.render import RenderConfig
+    from ..training.data import MultiViewDataset, MultiViewFrames, eval_render_config
+    from ..training.train import predict_dataset, resolve_clips
+
+    if not config.is_3d:
+        raise InputError("--clips evaluates a 3D network; this checkpoint is a 2D network (depth_bins = 1)")
+    rig = Rig.load(rig_path) if rig_path is not None else default_rig()
+    frames = MultiViewFrames.from_clips(resolve_clips(clips, max_clips=max_clips), rig, fps, what="--clips split")
+    dataset = MultiViewDataset(frames, eval_render_config(RenderConfig(size=config.input_size)), "full", seed=seed)
+    res = predict_dataset(model, dataset, frames_per_batch=max(1, batch_size // len(rig)), progress=True)
+    cam = res["camera_mm"]  # (C, F, J, 3)
+    out = {"poses3d_camera": cam.astype(np.float32)}
+    if ref is not None:
+        out["poses3d_camera_unrefined"] = out["poses3d_camera"]
+        out["poses3d_camera"] = np.asarray(ref.refine(cam.reshape(-1, *cam.shape[2:])), np.float32).reshape(cam.shape)
+    gt_path = gt_out or output.with_name(output.stem + "_gt.npz")
+    save_npz(output, **out, valid=np.ones(cam.shape[1:3], bool), units=np.array("mm"),
+             joint_names=np.array(H36M_JOINTS), rig_json=np.array(rig.to_json()))  # fmt: skip
+    GroundTruth(frames.poses_world.astype(np.float32), frames.clip, rig).save(gt_path)
+    typer.echo(f"wrote {cam.shape[1]} frames x {cam.shape[0]} views to {output} and their ground truth to {gt_path}",
+               err=True)  # fmt: skip
