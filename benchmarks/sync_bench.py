@@ -6,7 +6,11 @@ left/right swaps, 5 % missing) and random integer offsets in [-30, 30] for camer
 succeeds when every offset is recovered exactly. Prints JSON; writes
 ``benchmarks/results/sync_bench.json``.
 
-    python benchmarks/sync_bench.py [--trials 24] [--frames 240]
+    python benchmarks/sync_bench.py [--trials 24] [--frames 240] [--only 4,11,22] [--seed 1] [--clip bow]
+
+``--only`` runs a subset of the trials (same data as in the full run); ``--seed`` draws other
+offsets, start frames and noise (trial ``k``'s noise seed is ``1000 * seed + k``); ``--clip`` keeps
+the clips whose name contains it. Only the default run writes the results file.
 """
 
 from __future__ import annotations
@@ -44,35 +48,41 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--frames", type=int, default=240, help="frames per trial (30 fps)")
     ap.add_argument("--max-offset", type=int, default=30)
+    ap.add_argument("--only", default="", help="comma-separated trial indices; no results file")
+    ap.add_argument("--seed", type=int, default=0, help="other random draws; no results file")
+    ap.add_argument("--clip", default="", help="only clips whose name contains this; no results file")
     args = ap.parse_args()
     import cv2
 
     cv2.setNumThreads(1)
     rig = Rig.load(SHARED / "data/rigs/h36m_S9.json")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     motions = []
     for c in CLIPS:
         p = SHARED / "data/mocap" / c
-        if p.exists():
+        if p.exists() and args.clip in c:
             m = load_mocap(p, fps=30)
             if m.num_frames >= args.frames // 2:  # long enough for ±30-frame offsets
                 motions.append(m)
+    only = {int(k) for k in args.only.split(",") if k.strip()}
     trials = []
     for k in range(args.trials):
         m = motions[k % len(motions)]
         F = min(args.frames, m.num_frames)
         s = int(rng.integers(0, m.num_frames - F + 1))
         offs = (0, *rng.integers(-args.max_offset, args.max_offset + 1, len(rig) - 1).tolist())
-        p2d, _ = synthesize(m.poses[s : s + F], rig, NoiseModel(time_offsets=offs), seed=k)
+        if only and k not in only:
+            continue  # the random draws above keep every trial's data as in the full run
+        p2d, _ = synthesize(m.poses[s : s + F], rig, NoiseModel(time_offsets=offs), seed=1000 * args.seed + k)
         t = time.perf_counter()
         res = estimate_offsets(p2d, max_offset=args.max_offset)
         dt = time.perf_counter() - t
         # synthesize: camera c's frame i shows reference time i + offs[c], the same convention
         ok = np.array_equal(res.offsets, np.asarray(offs))
-        trials.append(dict(clip=m.name, frames=F, true=list(offs), found=res.offsets.tolist(),
+        trials.append(dict(trial=k, clip=m.name, frames=F, true=list(offs), found=res.offsets.tolist(),
                            confidence=np.round(res.confidence, 3).tolist(), exact=bool(ok),
                            seconds=round(dt, 3)))  # fmt: skip
-        print(f"{m.name:32s} true {offs} found {res.offsets.tolist()} {'ok' if ok else 'FAIL'} {dt:.2f}s",
+        print(f"{k:2d} {m.name:32s} true {offs} found {res.offsets.tolist()} {'ok' if ok else 'FAIL'} {dt:.2f}s",
               file=__import__("sys").stderr)  # fmt: skip
     per_cam = [t["true"][c] == t["found"][c] for t in trials for c in range(1, len(rig))]
     out = dict(
@@ -81,6 +91,7 @@ def main() -> None:
         rig="h36m_S9 (4 cameras)",
         noise="NoiseModel() defaults",
         max_offset=args.max_offset,
+        seed=args.seed,
         trials=len(trials),
         exact_rate=float(np.mean([t["exact"] for t in trials])),
         camera_exact_rate=float(np.mean(per_cam)),
@@ -89,8 +100,9 @@ def main() -> None:
         min_confidence=float(min(min(t["confidence"][1:]) for t in trials)),
         details=trials,
     )
-    (ROOT / "benchmarks/results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "benchmarks/results/sync_bench.json").write_text(json.dumps(out, indent=1))
+    if not only and args.seed == 0 and not args.clip:
+        (ROOT / "benchmarks/results").mkdir(parents=True, exist_ok=True)
+        (ROOT / "benchmarks/results/sync_bench.json").write_text(json.dumps(out, indent=1))
     print(json.dumps({k: v for k, v in out.items() if k != "details"}, indent=1))
 
 

@@ -1,4 +1,4 @@
-"""Report and end-to-end footage run: rendered mp4s -> detect (import) -> sync -> label -> report."""
+"""Report and end-to-end footage run: rendered mp4s -> detect (import) -> label --sync auto -> report."""
 
 from __future__ import annotations
 
@@ -57,9 +57,7 @@ def _small_rig(rig_s9, n=3, size=160):
 
 @pytest.mark.slow
 def test_videos_detect_sync_label_report(tmp_path, rig_s9, cmu_bvh):
-    from epipolarpose.labels import label_poses
     from epipolarpose.mocap import load_mocap
-    from epipolarpose.sync import estimate_offsets
     from epipolarpose.synthetic import NoiseModel, synthesize
     from epipolarpose.synthetic.render import draw_person
     from epipolarpose.video import probe, write_video
@@ -92,7 +90,11 @@ def test_videos_detect_sync_label_report(tmp_path, rig_s9, cmu_bvh):
         ]
         jsons.append(tmp_path / f"{cam.name}.json")
         jsons[-1].write_text(json.dumps(res))
-    rig.save(tmp_path / "K.json")
+    # intrinsics only: the extrinsics must come from self-calibration
+    rig_json = json.loads(rig.to_json())
+    for cam in rig_json["cameras"]:
+        del cam["R"], cam["t"]
+    (tmp_path / "K.json").write_text(json.dumps(rig_json))
     runner = CliRunner()
     r = runner.invoke(app, ["detect", *map(str, jsons), "--detector", "import", "--intrinsics",
                             str(tmp_path / "K.json"), "--fps", "30", "-o", str(tmp_path / "poses2d.npz")])  # fmt: skip
@@ -100,12 +102,22 @@ def test_videos_detect_sync_label_report(tmp_path, rig_s9, cmu_bvh):
     p2d = Poses2D.load(tmp_path / "poses2d.npz")
     names = [c.name for c in rig]
     assert p2d.camera_names == names
-    sync = estimate_offsets(p2d, max_offset=10)
-    assert sync.offsets.tolist() == list(offs)
-    result = label_poses(p2d, rig=rig, offsets=sync.offsets, progress=False)
-    result.labels.save(tmp_path / "labels.npz")
+    # label --sync auto: offsets estimated, rig self-calibrated from the re-aligned tracks
+    r = runner.invoke(app, ["label", str(tmp_path / "poses2d.npz"), "--sync", "auto", "--max-offset", "10",
+                            "--intrinsics", str(tmp_path / "K.json"), "-o", str(tmp_path / "labels.npz"),
+                            "--rig-out", str(tmp_path / "rig.json")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert Labels.load(tmp_path / "labels.npz").extra["offsets"].tolist() == list(offs)
+    est = Rig.load(tmp_path / "rig.json")
+    assert [c.name for c in est] == names
+    for i in range(len(rig)):
+        for j in range(i + 1, len(rig)):
+            R_true = rig[j].R @ rig[i].R.T  # camera i -> camera j
+            R_est = est[j].R @ est[i].R.T
+            angle = np.degrees(np.arccos(np.clip((np.trace(R_est @ R_true.T) - 1) / 2, -1, 1)))
+            assert angle < 2, (i, j, angle)
     out = tmp_path / "report"
-    r = runner.invoke(app, ["report", str(tmp_path / "labels.npz"), "--rig", str(tmp_path / "K.json"),
+    r = runner.invoke(app, ["report", str(tmp_path / "labels.npz"), "--rig", str(tmp_path / "rig.json"),
                             "--poses2d", str(tmp_path / "poses2d.npz"), *sum([["--videos", str(v)] for v in videos], []),
                             "-o", str(out)])  # fmt: skip
     assert r.exit_code == 0, r.output

@@ -5,18 +5,30 @@ Convention (as in ``labels.npz``): ``offsets[c]`` is the number of frames to *ad
 the same time as frame ``i + offsets[c]`` of the reference camera (camera 0, ``offsets[0] = 0``).
 
 Method: two cameras' joints at the same instant obey one epipolar geometry; shifted by a wrong
-offset the person has moved, and no single fundamental matrix explains the pooled
-correspondences. The cost of a pair of cameras at a relative offset is found by pooling the
-correspondences of all overlapping frames and joints, fitting a fundamental matrix robustly
-(OpenCV USAC-MAGSAC; in pixels after removing lens distortion when ``K``/``dist`` are known) and
-taking the RMS Sampson error, truncated at 3x its median (pixels).
+offset the person has moved and the correspondences leave their epipolar lines. All work is in
+pixels after removing lens distortion when ``K``/``dist`` are known.
 
+0. Tracks: points below ``min_score`` are dropped; each joint's track is smoothed in time (running
+   median over ``smooth`` frames; points farther than 3x the median distance from it are dropped
+   as outliers or left/right swaps; running mean of the rest over ``smooth`` frames). Smoothing
+   cuts the detector noise that otherwise hides the small misalignment of a slow motion.
 1. Coarse: every candidate offset in ``[-max_offset, max_offset]`` against the reference camera,
-   on a subsample of frames.
-2. Fine: all frames and *all* camera pairs. For each camera the squared pair costs summed over the
-   other cameras are evaluated in a window of ±3 frames around the current estimate, a parabola is
-   fitted and its vertex rounded (coordinate descent, two sweeps). Using every pair and the shape
-   of the cost curve rather than its noisy minimum matters for slow motions.
+   on a subsample of frames: a fundamental matrix fitted robustly (OpenCV USAC-MAGSAC) to the
+   pooled correspondences of all overlapping frames and joints, cost = its RMS Sampson error
+   truncated at 3x the median (pixels).
+2. Periodic motion (a walk) gives minima one cycle apart that fit almost equally well. The
+   near-best local minima of every camera (within 30 % of its best, up to 3) are combined and
+   the combination whose relative offsets fit best over *all* camera pairs (sum of the log
+   refitted costs) is kept: an alias against the reference is rarely one against the others too.
+3. Fine: cameras are static, so each pair has ONE geometry. A fundamental matrix per pair is
+   fitted robustly on all frames at the current relative offset and *fixed*; every relative offset
+   is scored with it: weighted mean of the squared Sampson errors (truncated at 3x their median at
+   the fitted offset; weights: the joints' squared speeds, since still joints carry no timing
+   signal), normalised per pair. Refitting per offset would absorb part of a slow motion's
+   misalignment. The offsets minimising the sum of the pair costs (``offset_ij = o_j - o_i``) are
+   searched over the full range (exhaustively up to 4 cameras, else by coordinate descent); the
+   geometries are refitted at the new offsets and the search repeated until nothing changes (at
+   most 3 rounds).
 
 The confidence compares the cost at the chosen offset with the best coarse cost at least 3 frames
 away (``1 - best / runner_up``): near 0 when the person hardly moves (every offset fits equally).
@@ -25,6 +37,8 @@ Offsets are in frames of the ``poses2d`` file (after any ``--stride``).
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from dataclasses import dataclass, field
 
 import cv2
@@ -78,20 +92,64 @@ def _normalized(uv: np.ndarray, K: np.ndarray, dist: np.ndarray) -> np.ndarray:
         return out
 
 
+# outliers: points farther than this x the median distance from the running median are dropped
+_REJECT = 3.0
+# periodic aliases: local coarse minima within this ratio of the best are re-examined on all pairs
+_ALIAS_RATIO = 1.3
+_HYPOTHESES = 3  # per camera
+_MAX_COMBOS = 64
+# fine pass: weight floor of still joints (x the mean squared speed); refit/re-score rounds
+_WEIGHT_FLOOR = 0.05
+_FINE_ITERATIONS = 3
+
+
+def _smooth_tracks(x: np.ndarray, median: int = 5, mean: int = 5, reject: float = 0.0) -> np.ndarray:
+    """Robust temporal smoothing of tracks (F, J, 2): running median over ``median`` frames (drops
+    isolated outliers and left/right swaps), then running mean over ``mean`` frames. NaN where
+    fewer than half the median window is observed. With ``reject > 0`` the mean is taken over the
+    raw points within ``reject`` x the median distance of all points from the running median."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+        h = median // 2
+        w = sliding_window_view(np.pad(x, ((h, h), (0, 0), (0, 0)), constant_values=np.nan), median, axis=0)
+        m = np.nanmedian(w, -1)
+        m[np.isfinite(w).sum(-1) <= h] = np.nan
+        if reject > 0:
+            r = np.linalg.norm(x - m, axis=-1)
+            bad = ~(r <= reject * np.nanmedian(r))
+            m = np.where(bad[..., None], np.nan, x)
+        h = mean // 2
+        w = sliding_window_view(np.pad(m, ((h, h), (0, 0), (0, 0)), constant_values=np.nan), mean, axis=0)
+        out = np.nanmean(w, -1)
+        if reject > 0:
+            out[np.isfinite(w).sum(-1) <= h] = np.nan
+        return out
+
+
+def _sampson(F: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sampson distances (pixels) of correspondences a <-> b (..., 2) under ``b^T F a = 0``."""
+    Fa = a @ F[:, :2].T + F[:, 2]  # epipolar lines in b
+    Ftb = b @ F[:2, :] + F[2, :]  # epipolar lines in a
+    num = (b[..., 0] * Fa[..., 0] + b[..., 1] * Fa[..., 1] + Fa[..., 2]) ** 2
+    den = Fa[..., 0] ** 2 + Fa[..., 1] ** 2 + Ftb[..., 0] ** 2 + Ftb[..., 1] ** 2
+    return np.sqrt(num / np.maximum(den, 1e-30))
+
+
+def _fit_fundamental(a: np.ndarray, b: np.ndarray, thresh: float = 2.0) -> np.ndarray | None:
+    """Robust fundamental matrix (OpenCV USAC-MAGSAC) of correspondences a <-> b (M, 2) pixels."""
+    F, _ = cv2.findFundamentalMat(a, b, cv2.USAC_MAGSAC, thresh, 0.999, 2000)
+    return None if F is None else F[:3]
+
+
 def _epipolar_cost(a: np.ndarray, b: np.ndarray, thresh: float = 2.0) -> float:
     """Robust RMS Sampson error (pixels; errors truncated at 3x their median) of a robust
     fundamental-matrix fit to correspondences a <-> b (M, 2) pixels."""
-    F, _ = cv2.findFundamentalMat(a, b, cv2.USAC_MAGSAC, thresh, 0.999, 2000)
+    F = _fit_fundamental(a, b, thresh)
     if F is None:
         return np.inf
-    F = F[:3]
-    ah = np.concatenate([a, np.ones((len(a), 1))], 1)
-    bh = np.concatenate([b, np.ones((len(b), 1))], 1)
-    Fa = ah @ F.T  # epipolar lines in b
-    Ftb = bh @ F  # epipolar lines in a
-    num = np.einsum("ij,ij->i", bh, Fa) ** 2
-    den = Fa[:, 0] ** 2 + Fa[:, 1] ** 2 + Ftb[:, 0] ** 2 + Ftb[:, 1] ** 2
-    e = np.sqrt(num / np.maximum(den, 1e-30))
+    e = _sampson(F, a, b)
     return float(np.sqrt(np.mean(np.minimum(e, 3 * np.median(e)) ** 2)))
 
 
@@ -105,18 +163,91 @@ def _pairs(x_a: np.ndarray, x_b: np.ndarray, offset: int, stride: int = 1):
     return a[ok], b[ok], len(np.unique(np.nonzero(ok)[0]))
 
 
-def _parabola_vertex(cands: np.ndarray, values: np.ndarray) -> int:
-    """Integer offset nearest the vertex of a parabola fitted to ``values`` around their minimum."""
-    i = int(np.argmin(values))
-    lo, hi = max(0, i - 3), min(len(values), i + 4)
-    ok = np.isfinite(values[lo:hi])
-    if ok.sum() >= 3:
-        p = np.polyfit(cands[lo:hi][ok], values[lo:hi][ok], 2)
-        if p[0] > 0:
-            v = -p[1] / (2 * p[0])
-            if cands[lo] <= v <= cands[hi - 1]:
-                return int(np.round(v))
-    return int(cands[i])
+def _fixed_cost_curve(
+    x_a: np.ndarray, x_b: np.ndarray, F: np.ndarray, tau: float, shifts: np.ndarray, min_frames: int,
+    w_a: np.ndarray | None = None, w_b: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Mean truncated squared Sampson error ``mean(min(e, tau)^2)`` under ONE fundamental matrix
+    ``F`` of camera a frame t <-> camera b frame t - d, for every d in ``shifts`` (NaN where fewer
+    than ``min_frames`` frames overlap). Weighted by ``w_a[t] + w_b[t - d]`` (F, J) when given."""
+    out = np.full(len(shifts), np.nan)
+    n_frames = x_a.shape[0]
+    for n, d in enumerate(shifts):
+        t = np.arange(max(0, d), min(n_frames, n_frames + d))
+        a, b = x_a[t], x_b[t - d]
+        ok = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
+        if ok.any(-1).sum() < min_frames:
+            continue
+        e2 = np.minimum(_sampson(F, a[ok], b[ok]), tau) ** 2
+        if w_a is None or w_b is None:
+            out[n] = np.mean(e2)
+        else:
+            w = (w_a[t] + w_b[t - d])[ok]
+            out[n] = np.sum(w * e2) / np.sum(w)
+    return out
+
+
+def _local_minima(cands: np.ndarray, cost: np.ndarray, ratio: float, k: int) -> list[int]:
+    """Up to ``k`` candidates at local minima of ``cost`` within ``ratio`` x its minimum, best first,
+    each at least 3 frames from a better one."""
+    c = np.where(np.isfinite(cost), cost, np.inf)
+    out: list[int] = []
+    for n in np.argsort(c, kind="stable"):
+        if len(out) == k or c[n] > ratio * c[out[0] if out else n] or not np.isfinite(c[n]):
+            break
+        is_min = (n == 0 or c[n] <= c[n - 1]) and (n == len(c) - 1 or c[n] <= c[n + 1])
+        if is_min and all(abs(cands[n] - cands[m]) >= 3 for m in out):
+            out.append(int(n))
+    return [int(cands[n]) for n in out]
+
+
+def _profile(curves: dict[tuple[int, int], np.ndarray], d0: int, o: np.ndarray, c: int, vals: np.ndarray):
+    """Summed pair costs with camera ``c``'s offset set to each of ``vals``, the others at ``o``."""
+    total = np.zeros(len(vals))
+    for (i, j), curve in curves.items():
+        if i == c:
+            total += curve[o[j] - vals - d0]
+        elif j == c:
+            total += curve[vals - o[i] - d0]
+    return total
+
+
+def _joint_offsets(
+    curves: dict[tuple[int, int], np.ndarray], shifts: np.ndarray, cands: np.ndarray, C: int,
+    reference: int, start: np.ndarray, max_combinations: int = 500_000,
+) -> np.ndarray:  # fmt: skip
+    """Offsets (C,) minimising the sum over camera pairs (i, j) of ``curves[i, j][o_j - o_i]`` with
+    ``o[reference] = 0`` and every other ``o`` in ``cands``: exhaustive search when the grid is
+    small (up to 4 cameras for ±30 frames), else coordinate descent from ``start`` over the full
+    candidate range."""
+    d0 = int(shifts[0])
+    cams = [c for c in range(C) if c != reference]
+    if len(cands) ** len(cams) <= max_combinations:
+        grids = np.meshgrid(*([cands] * len(cams)), indexing="ij")
+        o = np.zeros((C, grids[0].size), dtype=np.int64)
+        for c, g in zip(cams, grids):
+            o[c] = g.ravel()
+        total = np.zeros(o.shape[1])
+        for (i, j), curve in curves.items():
+            total += curve[o[j] - o[i] - d0]
+        return o[:, int(np.argmin(total))]
+    # coordinate descent; moving the reference camera (= all others together) too, else it stalls
+    # where every single camera's move breaks more pairs than it mends
+    lo, hi = int(cands[0]), int(cands[-1])
+    o = start.copy()
+    for _ in range(20):
+        before = o.copy()
+        for c in range(C):
+            if c != reference:
+                vals = cands
+            else:  # keep every other camera's offset within the candidate range after re-basing
+                others = np.delete(o, c)
+                vals = np.arange(others.max() - hi, others.min() - lo + 1)
+            o[c] = vals[int(np.argmin(_profile(curves, d0, o, c, vals)))]
+            o -= o[reference]
+        if np.array_equal(o, before):
+            break
+    return o
 
 
 def estimate_offsets(
@@ -126,6 +257,7 @@ def estimate_offsets(
     min_score: float = 0.3,
     coarse_points: int = 1500,
     max_points: int = 4000,
+    smooth: int = 5,
     seed: int = 0,
 ) -> SyncResult:
     """Estimate integer frame offsets of every camera against ``reference``.
@@ -136,7 +268,9 @@ def estimate_offsets(
         reference: camera whose timeline the offsets refer to.
         min_score: detections below this score are ignored.
         coarse_points: correspondences per candidate in the coarse pass (frames subsampled).
-        max_points: cap on correspondences per pair in the fine pass (frames subsampled beyond it).
+        max_points: cap on correspondences per pair when fitting the fixed geometry of a pair.
+        smooth: temporal smoothing window of the tracks, frames (even values are rounded up to
+            odd; 1: none).
         seed: OpenCV RNG seed (RANSAC), for reproducible results.
     Returns:
         :class:`SyncResult` (offsets relative to ``reference``).
@@ -157,59 +291,109 @@ def estimate_offsets(
         x = np.einsum("cij,cfkj->cfki", K[:, :2, :2], xy) + K[:, None, None, :2, 2]
     else:
         x = kp
+    if smooth > 1:
+        win = smooth + 1 - smooth % 2  # odd: centred windows
+        x = np.stack([_smooth_tracks(x[c], win, win, _REJECT) for c in range(C)])
     cands = np.arange(-max_offset, max_offset + 1)
     cost = np.full((C, len(cands)), np.nan)
     offsets = np.zeros(C, dtype=np.int64)
     names = poses2d.camera_names
     seen = np.isfinite(x).all(-1)
-    memo: dict[tuple[int, int, int, bool], float] = {}
+    min_frames = 4
 
-    def pair_cost(i: int, j: int, d: int, coarse: bool = False) -> float:
-        """Cost of camera i frame t <-> camera j frame t - d (all frames, or a subsample)."""
-        key = (i, j, d, coarse)
-        if key not in memo:
-            n_obs = (seen[i] & seen[j]).sum()
-            stride = max(1, int(np.ceil(n_obs / (coarse_points if coarse else max_points))))
-            a, b, nf = _pairs(x[i], x[j], d, stride)
-            memo[key] = _epipolar_cost(a, b) if len(a) >= 15 and nf >= 4 else np.nan
-        return memo[key]
+    def subsample(i: int, j: int, d: int, points: int):
+        st = max(1, int(np.ceil((seen[i] & seen[j]).sum() / points)))
+        a, b, nf = _pairs(x[i], x[j], d, st)
+        return (a, b) if len(a) >= 15 and nf >= min_frames else (None, None)
 
     cams = [c for c in range(C) if c != reference]
-    # 1. coarse: every candidate against the reference camera, on a subsample of frames
+    pairs = [(i, j) for i in range(C) for j in range(i + 1, C)]
+    # 1. coarse: every candidate against the reference camera, F refitted, on a subsample of frames
+    memo: dict[tuple[int, int, int], float] = {}
+
+    def refit(i: int, j: int, d: int) -> float:
+        if (i, j, d) not in memo:
+            a, b = subsample(i, j, d, coarse_points)
+            memo[i, j, d] = np.nan if a is None else _epipolar_cost(a, b)
+        return memo[i, j, d]
+
     for c in cams:
-        cost[c] = [pair_cost(reference, c, int(o), coarse=True) for o in cands]
+        i, j, sign = (reference, c, 1) if reference < c else (c, reference, -1)
+        cost[c] = [refit(i, j, sign * int(o)) for o in cands]
         if not np.isfinite(cost[c]).any():
             raise InputError(
                 f"camera {names[c]!r}: too few joints seen together with {names[reference]!r} to "
                 "estimate a time offset"
             )
         offsets[c] = cands[np.nanargmin(cost[c])]
-    # 2. fine: all frames, all pairs, parabola vertex of the summed squared costs in ±3 frames
-    for _ in range(2 if C > 2 else 1):
-        for c in cams:
-            win = np.arange(max(offsets[c] - 3, -max_offset), min(offsets[c] + 3, max_offset) + 1)
-            total = np.zeros(len(win))
-            for j in range(C):
-                if j != c:
-                    pc = np.array([pair_cost(j, c, int(v - offsets[j])) for v in win])
-                    total += np.where(np.isfinite(pc), pc**2, np.inf)
-            if np.isfinite(total).any():
-                offsets[c] = _parabola_vertex(win, total)
+    # 2. periodic motion: a camera's coarse curve can have minima one cycle apart that fit (almost)
+    #    equally well. Keep the near-best local minima of every camera and choose the combination
+    #    whose relative offsets fit best over ALL pairs (sum of the log refitted pair costs).
+    hyps = {c: _local_minima(cands, cost[c], _ALIAS_RATIO, _HYPOTHESES) for c in cams}
+    while np.prod([len(h) for h in hyps.values()]) > _MAX_COMBOS:
+        c = max(hyps, key=lambda c: len(hyps[c]))
+        hyps[c] = hyps[c][:-1]
+    if any(len(h) > 1 for h in hyps.values()):
+        combos = []
+        for h in itertools.product(*(hyps[c] for c in cams)):
+            o = np.zeros(C, dtype=np.int64)
+            o[cams] = h
+            combos.append(o)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logc = np.log([[refit(i, j, int(o[j] - o[i])) for i, j in pairs] for o in combos])
+        # a pair with too little overlap counts as the worst of its values
+        worst = np.max(np.where(np.isfinite(logc), logc, -np.inf), 0)
+        logc = np.where(np.isfinite(logc), logc, np.where(np.isfinite(worst), worst, 0.0))
+        offsets = combos[int(np.argmin(logc.sum(1)))]
+    # 3. fine: ONE fundamental matrix per camera pair, fitted robustly on all frames at the current
+    #    offsets; every relative offset scored with that fixed geometry (refitting per offset would
+    #    absorb part of the misalignment of slow motions); the offsets minimising the sum over all
+    #    pairs are searched over the full range; refit at the new offsets and repeat.
+    shifts = np.arange(-2 * max_offset, 2 * max_offset + 1)
+    # weights: squared speed of each joint (pixels / frame) -- still joints carry noise, no signal
+    speed2 = np.zeros(x.shape[:3])
+    speed2[:, 1:-1] = np.nan_to_num(np.sum((x[:, 2:] - x[:, :-2]) ** 2, -1) / 4)
+    weight = speed2 + _WEIGHT_FLOOR * np.mean(speed2, axis=(1, 2), keepdims=True) + 1e-9
+    curves: dict[tuple[int, int], np.ndarray] = {}
+    fitted: dict[tuple[int, int], int] = {}
+    for _ in range(_FINE_ITERATIONS):
+        for i, j in pairs:
+            d = int(offsets[j] - offsets[i])
+            if fitted.get((i, j)) == d:
+                continue
+            fitted[i, j] = d
+            curves.pop((i, j), None)
+            a, b = subsample(i, j, d, max_points)
+            Fm = None if a is None else _fit_fundamental(a, b)
+            if Fm is None:
+                continue
+            tau = 3 * float(np.median(_sampson(Fm, a, b)))
+            curve = _fixed_cost_curve(x[i], x[j], Fm, tau, shifts, min_frames, weight[i], weight[j])
+            if np.isfinite(curve).any():
+                # normalised, so that every pair weighs the same; too little overlap: the worst value
+                curve /= max(float(np.nanmin(curve)), 1e-12)
+                curves[i, j] = np.where(np.isfinite(curve), curve, np.nanmax(curve))
+        if not curves:
+            break
+        new = _joint_offsets(curves, shifts, cands, C, reference, offsets)
+        if np.array_equal(new, offsets):
+            break
+        offsets = new
     conf = np.ones(C)
-    warnings: list[str] = []
+    notes: list[str] = []
     for c in cams:
         far = np.abs(cands - offsets[c]) >= 3
         runner = np.nanmin(np.where(far & np.isfinite(cost[c]), cost[c], np.inf))
         best = cost[c, int(np.searchsorted(cands, offsets[c]))]
         conf[c] = float(np.clip(1 - best / runner, 0, 1)) if np.isfinite(runner * best) else 0.0
         if abs(offsets[c]) == max_offset:
-            warnings.append(
+            notes.append(
                 f"warning: {names[c]} offset hit the search limit ±{max_offset}; try a larger --max-offset"
             )
         if conf[c] < 0.2:
-            warnings.append(
+            notes.append(
                 f"warning: {names[c]} offset is uncertain (confidence {conf[c]:.2f}): the person may "
                 "move too little, or the views share too few joints"
             )
     cost[~np.isfinite(cost)] = np.nan
-    return SyncResult(offsets, conf, cost, cands, reference, warnings)
+    return SyncResult(offsets, conf, cost, cands, reference, notes)
