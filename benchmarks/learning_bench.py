@@ -92,6 +92,9 @@ def main() -> None:
     ap.add_argument("--config", default="tiny", help="network configuration (epipolarpose.training.train.CONFIGS)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse networks already trained in --work (their model.pt and train_summary.json)")
+    ap.add_argument("--label-filter", type=float, default=0.0, help="TrainOptions.label_filter for the self/rt rows")
     ap.add_argument("--refiner", action=argparse.BooleanOptionalAction, default=True,
                     help="then train the refinement unit on the self-supervised model's errors (issue 5)")
     ap.add_argument("--refiner-epochs", type=int, default=None, help="refiner epochs (default: the budget's)")
@@ -113,6 +116,7 @@ def main() -> None:
         model_config,
         predict_dataset,
         pseudo_labels,
+        reliable_labels,
         train,
     )
 
@@ -139,7 +143,13 @@ def main() -> None:
 
     # 1. the 2D network, on its own clips
     log(f"2D network: {len(clips_2d)} clips, {b['steps_2d']} steps")
-    s2d = train(TrainOptions(supervision="2d", out=work / "net2d", clips=clips_2d, max_steps=b["steps_2d"], **common))
+    def run(out: Path, **kw) -> dict:
+        if args.reuse and (out / "model.pt").is_file():
+            log(f"reusing {out}")
+            return json.loads((out / "train_summary.json").read_text())
+        return train(TrainOptions(out=out, **kw, **common))
+
+    s2d = run(work / "net2d", supervision="2d", clips=clips_2d, max_steps=b["steps_2d"])
     net2d = work / "net2d" / "model.pt"
 
     # 2. its detections on the 3D training views, and the pseudo-labels
@@ -163,8 +173,11 @@ def main() -> None:
         lab: Labels = make()
         lab.save(work / f"labels_{name}.npz")
         pc = np.where(lab.valid[None, ..., None], lab.poses3d_camera, np.nan)
+        kept = reliable_labels(lab.valid, lab.reprojection_error, args.label_filter)
         label_quality[name] = {
             "n_mpjpe_mm": n_mpjpe(pc, gt_cam),
+            "n_mpjpe_mm_trained_on": n_mpjpe(np.where(kept[None, ..., None], pc, np.nan), gt_cam),
+            "trained_fraction": float(kept.mean()),
             "valid_fraction": float(lab.valid.mean()),
             "seconds": time.perf_counter() - t0,
         }
@@ -181,8 +194,8 @@ def main() -> None:
         log(f"3D network '{row}': {b['steps_3d']} steps")
         sup = {"full": "full", "rt": "rt", "self": "self", "self_gt2d": "self"}[row]
         labels = None if row == "full" else work / f"labels_{row}.npz"
-        s = train(TrainOptions(supervision=sup, out=work / f"net_{row}", clips=clips_3d, labels=labels,
-                               init_2d=net2d, max_steps=b["steps_3d"], **common))  # fmt: skip
+        s = run(work / f"net_{row}", supervision=sup, clips=clips_3d, labels=labels, init_2d=net2d,
+                max_steps=b["steps_3d"], label_filter=args.label_filter)  # fmt: skip
         model, _, _ = load_model(work / f"net_{row}" / "model.pt")
         res = predict_dataset(model, test_set)
         if row == "self":  # the refiner's test input (issue 5)
@@ -212,6 +225,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {args.threads}",
         "config": cfg3.to_dict(),
         "budget_settings": b,
+        "label_filter": args.label_filter,
         "clips": {"2d": len(clips_2d), "3d_train": len(clips_3d), "test": len(clips_test), "val": len(clips_val)},
         "frames": {"3d_train": frames.num_frames, "test": test_frames.num_frames, "views": frames.num_cameras},
         "rigs": {"train": "h36m_S1", "test": "h36m_S9"},

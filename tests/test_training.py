@@ -218,3 +218,21 @@ def test_online_targets_triangulate_the_frozen_detections(tmp_path, frames, rig_
     np.testing.assert_allclose(target.numpy(), batch["target"].numpy(), atol=1e-4)
     loss = module.training_step(batch, 0)
     assert torch.isfinite(loss)
+
+
+def test_reliable_labels_drop_joints_with_large_reprojection_error():
+    from epipolarpose.training.train import reliable_labels
+
+    valid = np.ones((3, 4), bool)
+    valid[2, 3] = False
+    err = np.full((2, 3, 4), 1.0)
+    err[:, 0, 0] = [10.0, 2.0]  # mean 6 px > 2 x median (1 px), and > the 2 px floor: dropped
+    err[:, 1, 1] = [3.0, np.nan]  # seen by one view: mean 3 px: dropped
+    err[:, 1, 2] = [1.9, 2.0]  # mean 1.95 px: under the floor, kept
+    err[:, 2, 3] = 50.0  # already invalid
+    kept = reliable_labels(valid, err, factor=2.0)
+    expect = valid.copy()
+    expect[0, 0] = expect[1, 1] = False
+    np.testing.assert_array_equal(kept, expect)
+    np.testing.assert_array_equal(reliable_labels(valid, err, factor=0), valid)  # disabled
+    np.testing.assert_array_equal(reliable_labels(valid, err * 1e-4, factor=2.0), valid)  # near-exact: floor

@@ -27,6 +27,11 @@ def train(
     val_clips: list[str] = typer.Option([], "--val-clips", help="Validation clips (same forms as --clips); logs val/mpjpe."),
     labels: Path = typer.Option(None, "--labels", help="labels.npz pseudo-labels for self/rt (C and F must match the clips)."),
     init_2d: Path = typer.Option(None, "--init-2d", help="Checkpoint of the 2D network: initialises the 3D one and detects the joints for self/rt."),
+    label_filter: float = typer.Option(
+        0.0, "--label-filter",
+        help="self/rt: ignore label joints whose mean reprojection error exceeds this many times the median "
+        "(and 2 px); 0 (default) keeps every valid joint (filtering measured worse, see BENCHMARKS.md).",
+    ),
     online: bool = typer.Option(False, "--online", help="self/rt: triangulate the frozen 2D detections inside the training loop."),
     label_rig: Path = typer.Option(None, "--label-rig", help="--online: rig.json to triangulate with (a self-calibrated one for self)."),
     config: str = typer.Option("cpu-small", "--config", help="Network: cpu-small (ResNet-18, 128 px), paper (ResNet-50, 256 px) or tiny."),
@@ -58,6 +63,7 @@ def train(
         rig=rig or shared / "data/rigs/h36m_S1.json",
         val_clips=resolve_clips(val_clips, shared) if val_clips else [],
         labels=labels,
+        label_filter=label_filter,
         init_2d=init_2d,
         online=online,
         label_rig=label_rig,

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,36 @@ def detect_2d(
     )
 
 
+def reliable_labels(
+    valid: np.ndarray, reprojection_error: np.ndarray, factor: float = 2.0, floor_px: float = 2.0
+) -> np.ndarray:
+    """Label joints to train on: ``valid`` and a mean reprojection error over the views that saw
+    them of at most ``max(factor * median, floor_px)`` pixels (the median over all valid joints).
+
+    A pseudo-label's reprojection error is a strong hint of its 3D error (learning benchmark: the
+    ~20 % of joints above 2x the median hold labels 3x worse than the rest), but dropping them
+    made the trained network *worse* there (they are the hard poses the network must learn), so
+    training keeps every valid joint by default (``factor <= 0``). ``floor_px`` keeps near-exact
+    labels (e.g. from ground-truth 2D) from being cut by a tiny median.
+
+    Args:
+        valid: (F, J) bool. reprojection_error: (C, F, J) pixels, NaN where not observed.
+    Returns:
+        (F, J) bool.
+    """
+    valid = np.asarray(valid, bool)
+    if factor <= 0:
+        return valid
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        err = np.nanmean(np.asarray(reprojection_error, np.float64), axis=0)  # (F, J)
+    ok = valid & np.isfinite(err)
+    if not ok.any():
+        return valid
+    thresh = max(factor * float(np.median(err[ok])), floor_px)
+    return valid & ~(np.isfinite(err) & (err > thresh))
+
+
 def pseudo_labels(poses2d: Poses2D, rig: Rig | None = None, **options: Any) -> Labels:
     """``label_poses`` (no extrinsics when ``rig`` is None, ``self``; known ones otherwise, ``rt``)."""
     from ..labels import label_poses
@@ -196,6 +227,7 @@ class TrainOptions:
     seed: int = 0
     resume: Path | None = None
     num_workers: int = 0
+    label_filter: float = 0.0
     render: RenderConfig | None = None
     checkpoint_every: int = 200
     progress: bool = True
@@ -332,7 +364,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                     f"{frames.num_cameras} cameras x {frames.num_frames} frames (clips, --fps and --rig must "
                     "be the ones the labels were made from)"
                 )
-            labels_camera, labels_valid = lab.poses3d_camera, lab.valid
+            labels_camera = lab.poses3d_camera
+            labels_valid = reliable_labels(lab.valid, lab.reprojection_error, opts.label_filter)
     train_set = MultiViewDataset(
         frames, render, "2d" if sup == "2d" else sup, labels_camera, labels_valid, cfg.depth_range, opts.seed
     )
