@@ -79,19 +79,6 @@ class SyncResult:
         return "\n".join(lines + self.warnings)
 
 
-def _normalized(uv: np.ndarray, K: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """Pixels (..., 2) -> undistorted normalized coordinates (NaN stays NaN)."""
-    try:
-        return undistort_normalized(uv, K, dist)
-    except AttributeError:  # OpenCV 5 has no undistortPointsIter (camera.py uses it)
-        out = np.full(uv.shape, np.nan)
-        ok = np.isfinite(uv).all(-1)
-        crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-10)
-        res = cv2.undistortPoints(uv[ok].reshape(-1, 1, 2), K, dist, None, None, None, crit)
-        out[ok] = res.reshape(-1, 2)
-        return out
-
-
 # outliers: points farther than this x the median distance from the running median are dropped
 _REJECT = 3.0
 # periodic aliases: local coarse minima within this ratio of the best are re-examined on all pairs
@@ -287,7 +274,7 @@ def estimate_offsets(
     if poses2d.K is not None and poses2d.dist is not None and np.any(poses2d.dist):
         # remove lens distortion (same K), so that a fundamental matrix holds exactly
         K = poses2d.K
-        xy = np.stack([_normalized(kp[c], K[c], poses2d.dist[c]) for c in range(C)])
+        xy = np.stack([undistort_normalized(kp[c], K[c], poses2d.dist[c]) for c in range(C)])
         x = np.einsum("cij,cfkj->cfki", K[:, :2, :2], xy) + K[:, None, None, :2, 2]
     else:
         x = kp

@@ -22,6 +22,7 @@ import torch
 from ..errors import InputError
 from ..io import atomic_path
 from .posenet import PoseNet, PoseNetConfig
+from .resnet import state_dict_mismatch
 
 FORMAT = "epipolarpose.posenet"
 
@@ -109,22 +110,9 @@ def load_model(
             f"checkpoint {path} was trained with {ckpt_cfg}, not {config} ({ckpt_cfg.diff(config)})"
         )
     model = PoseNet(ckpt_cfg)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        what = []
-        if wrong:
-            k = wrong[0]
-            what.append(f"{k} has shape {tuple(state[k].shape)}, the config needs {tuple(own[k].shape)}")
-        if missing:
-            what.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
-        if unexpected:
-            what.append(f"{len(unexpected)} unexpected weights (e.g. {unexpected[0]})")
-        raise InputError(
-            f"checkpoint {path}: its weights do not fit its model_config {ckpt_cfg}: {'; '.join(what)}"
-        )
+    problems = state_dict_mismatch(model.state_dict(), state)
+    if problems:
+        raise InputError(f"checkpoint {path}: its weights do not fit its model_config {ckpt_cfg}: {problems}")
     model.load_state_dict(state, strict=True)
     model.to(map_location).eval()
     return model, ckpt_cfg, meta

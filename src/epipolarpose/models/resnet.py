@@ -133,6 +133,25 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+def state_dict_mismatch(own: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> str:
+    """Why ``given`` cannot load strictly into a module whose state dict is ``own`` ("" if it can):
+    the first wrong shape, then the counts of missing and unexpected entries, ``; ``-joined."""
+    missing = sorted(set(own) - set(given))
+    unexpected = sorted(set(given) - set(own))
+    wrong = sorted(k for k in set(own) & set(given) if tuple(own[k].shape) != tuple(given[k].shape))
+    what = []
+    if wrong:
+        k = wrong[0]
+        what.append(f"{k} has shape {tuple(given[k].shape)}, the config needs {tuple(own[k].shape)}")
+        if len(wrong) > 1:
+            what.append(f"{len(wrong) - 1} more with other shapes")
+    if missing:
+        what.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
+    if unexpected:
+        what.append(f"{len(unexpected)} unexpected weights (e.g. {unexpected[0]})")
+    return "; ".join(what)
+
+
 def load_torchvision_weights(backbone: ResNet, weights: Mapping[str, Tensor] | str | os.PathLike) -> None:
     """Load a torchvision ResNet state dict (or a ``.pth`` file holding one) into ``backbone``.
 
@@ -150,20 +169,7 @@ def load_torchvision_weights(backbone: ResNet, weights: Mapping[str, Tensor] | s
     sd = dict(weights)
     if backbone.num_classes is None:
         sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
-    own = backbone.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    wrong = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(
-                f"shape mismatch {len(wrong)} (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)})"
-            )
-        raise InputError(f"{source} is not a torchvision {backbone.name} state dict: {'; '.join(parts)}")
+    problems = state_dict_mismatch(backbone.state_dict(), sd)
+    if problems:
+        raise InputError(f"{source} is not a torchvision {backbone.name} state dict: {problems}")
     backbone.load_state_dict(sd, strict=True)
