@@ -9,6 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from epipolarpose.cli import app
+from epipolarpose.errors import InputError
 from epipolarpose.metrics import mpjpe
 from epipolarpose.models.refiner import Refiner, load_refiner
 from epipolarpose.skeleton import bone_lengths
@@ -17,8 +18,10 @@ from epipolarpose.training.refiner import (
     ErrorModel,
     RefinerTrainConfig,
     VirtualCameras,
+    detect_limb_flips,
     fit_error_model,
     flip_limbs,
+    limb_flip_eligible,
     make_pairs,
     refiner_loss,
     train_refiner,
@@ -231,6 +234,99 @@ def test_fit_error_model_recovers_known_model(rng, tmp_path):
         assert back.reference_scale is None and back.info == fitted.info
 
 
+def test_fit_pose_dependent_and_heavy_tailed_errors(rng, tmp_path):
+    """A network that shrinks every pose towards the mean pose by 30 % (errors anti-correlated with
+    the pose) with log-normal per-pose noise scales: the fit recovers the gain, explains the
+    shrinkage on held-out folds, keeps the heavy tails, and sampling reproduces both."""
+    clean = VirtualCameras().view(_random_poses(rng, 4000) + [0, 0, 900], rng)
+    center = clean.mean(0)
+    lam = 0.7
+    tail = rng.lognormal(0.0, 0.5, (len(clean), 1, 1))
+    noise = rng.normal(0, 10, clean.shape) * tail
+    noise[:, 0] = 0
+    pred = center + lam * (clean - center) + noise
+    fitted = fit_error_model(pred, clean, relative=False)
+    assert fitted.gain is not None and fitted.info["linear_explained"] > 0.5
+    np.testing.assert_allclose(np.diag(fitted.gain)[3:], lam - 1, atol=0.05)
+    off = fitted.gain[3:, 3:] - np.diag(np.diag(fitted.gain)[3:])
+    assert np.abs(off).max() < 0.05
+    np.testing.assert_allclose(np.sqrt(np.diag(fitted.cov))[3:], 10 * np.sqrt(np.mean(tail**2)), rtol=0.1)
+    # heavy tails: spread of the fitted per-pose scales vs the Gaussian chi spread (~0.1 for 48 dims)
+    assert fitted.noise_scales.std() > 0.3
+    np.testing.assert_allclose(np.mean(fitted.noise_scales**2), 1.0, rtol=1e-6)
+    # sampling: errors regress on the pose with the same slope, and have the same tails
+    e = fitted.sample(clean, rng) - clean
+    u = (clean - center)[:, 1:].reshape(-1)
+    slope = np.dot(e[:, 1:].reshape(-1), u) / np.dot(u, u)
+    assert slope == pytest.approx(lam - 1, abs=0.03)
+    norms = lambda x: np.linalg.norm((x - x.mean(0)).reshape(len(x), -1), axis=1)  # noqa: E731
+    true_res, samp_res = norms(pred - center - lam * (clean - center)), norms(e - (lam - 1) * (clean - center))
+    q = [0.5, 0.9, 0.99]
+    np.testing.assert_allclose(np.quantile(samp_res, q), np.quantile(true_res, q), rtol=0.12)
+    # the mean error it predicts is the shrinkage itself
+    miss = fitted.expected_error(clean)[:, 1:] - (lam - 1) * (clean - center)[:, 1:]
+    assert np.abs(miss).mean() < 1.5 and np.abs(miss).max() < 15, (np.abs(miss).mean(), np.abs(miss).max())
+    # without the new terms the same data is described by independent Gaussian noise only
+    plain = fit_error_model(pred, clean, relative=False, pose_dependent=False, heavy_tails=False)
+    assert plain.gain is None and plain.noise_scales is None
+    assert plain.axis_std()[2] > fitted.axis_std()[2]  # the pose variance it cannot explain
+    for name in ("em.npz", "em.json"):
+        fitted.save(tmp_path / name)
+        back = ErrorModel.load(tmp_path / name)
+        np.testing.assert_allclose(back.gain, fitted.gain)
+        np.testing.assert_allclose(back.center, fitted.center)
+        np.testing.assert_allclose(back.noise_scales, fitted.noise_scales)
+        e1 = back.sample(clean[:50], np.random.default_rng(3))
+        np.testing.assert_allclose(e1, fitted.sample(clean[:50], np.random.default_rng(3)))
+
+
+def test_pose_independent_errors_fit_no_gain(rng):
+    """Errors independent of the pose: cross-validation keeps the linear term at (almost) zero."""
+    clean = VirtualCameras().view(_random_poses(rng, 3000), rng)
+    noise = rng.normal(0, 20, clean.shape)
+    noise[:, 0] = 0
+    fitted = fit_error_model(clean + noise, clean, relative=False)
+    assert fitted.info["linear_explained"] < 0.02
+    assert np.abs(fitted.gain).max() < 0.05
+    np.testing.assert_allclose(np.sqrt(np.diag(fitted.cov))[3:], 20, rtol=0.08)
+    assert fitted.noise_scales.std() < 0.15  # chi with 48 degrees of freedom, no extra tails
+
+
+def test_limb_flips_detected_under_depth_shrinkage(mocap_split):
+    """A network that shrinks depths to 40 % *and* flips 10 % of the eligible limbs: the flip rate
+    per bone is recovered (with a slope fixed at 1 the shrunk bones sit between the hypotheses)."""
+    train, _ = mocap_split
+    rng = np.random.default_rng(11)
+    clean = VirtualCameras().view(train[::2], rng)
+    flips = limb_flip_eligible(clean) & (rng.random((len(clean), 8)) < 0.1)
+    pred = flip_limbs(clean, flips)
+    pred[..., 2] *= 0.4
+    pred += rng.normal(0, 8, pred.shape)
+    found, eligible, rate = detect_limb_flips(pred, clean)
+    np.testing.assert_allclose(rate, 0.1, atol=0.03)
+    agree = (found == flips)[eligible].mean()
+    assert agree > 0.95, agree
+
+
+def test_matching_cameras_reads_elevation_and_distance(mocap_split):
+    """Poses seen from cameras 10-16 deg above the pelvis at 4-5.5 m: the matched cameras centre
+    on that elevation and distance; another elevation gives another range."""
+    train, _ = mocap_split
+    rng = np.random.default_rng(5)
+    for lo, hi in ((10.0, 16.0), (30.0, 40.0)):
+        seen = VirtualCameras(elevation=(lo, hi)).view(train[::3], rng)
+        depth = rng.uniform(4000, 5500, len(seen))
+        cams = VirtualCameras.matching(seen + depth[:, None, None] * np.array([0, 0, 1.0]))
+        centre = 0.5 * (cams.elevation[0] + cams.elevation[1])
+        assert centre == pytest.approx(0.5 * (lo + hi), abs=3.0), cams.elevation
+        assert cams.elevation[0] < lo and cams.elevation[1] > hi and cams.elevation[1] - cams.elevation[0] < 30
+        np.testing.assert_allclose(cams.distance, (4075, 5425), rtol=0.03)
+    # root-relative poses carry no distance: the default range is kept
+    assert VirtualCameras.matching(seen).distance == VirtualCameras().distance
+    with pytest.raises(InputError, match="at least 10 finite poses"):
+        VirtualCameras.matching(np.full((20, 17, 3), np.nan))
+
+
 def test_relative_error_model_scales_with_person(rng):
     clean = VirtualCameras().view(_random_poses(rng, 2000), rng)
     m = ErrorModel.gaussian(10.0, reference_scale=float(np.sqrt((clean**2).sum(-1).mean())))
@@ -264,6 +360,48 @@ def test_refiner_removes_known_corruption_on_held_out_clips(mocap_split):
 
 
 # --- CLI ----------------------------------------------------------------------------------
+
+
+def test_cli_fit_errors_from_predict_clips_files(tmp_path, shared):
+    """`refine train --fit-errors` reads the two files `predict --clips` writes (predictions per
+    camera, ground truth in the world with its rig) and lines them up camera by camera: the fitted
+    raw MPJPE is the known noise, and the cameras are matched to the rig's views."""
+    from epipolarpose.formats import GroundTruth
+    from epipolarpose.mocap import list_shared_clips, load_clips
+    from epipolarpose.synthetic import default_rig
+    from epipolarpose.training.refiner import read_camera_poses
+
+    clips = list_shared_clips(shared, "test")[:2]
+    world, clip, _ = load_clips(clips, fps=5)
+    world = world + np.array([0.0, 0.0, 900.0])  # pelvis height, as the clips are centred
+    rig = default_rig()
+    rng = np.random.default_rng(4)
+    cam = rig.world_to_camera(world)  # (C, F, J, 3)
+    noise = rng.normal(0, 10, cam.shape)
+    noise[..., 0, :] = 0
+    np.savez(tmp_path / "val.npz", poses3d_camera=(cam + noise).astype(np.float32))
+    GroundTruth(world.astype(np.float32), clip, rig).save(tmp_path / "val_gt.npz")
+    gt, gt_clip = read_camera_poses(tmp_path / "val_gt.npz")
+    assert gt.shape == (cam.shape[0] * cam.shape[1], 17, 3) and gt_clip[: len(clip)].tolist() == clip.tolist()
+    res = CliRunner().invoke(app, [
+        "refine", "train", "--mocap", str(clips[0]), "-o", str(tmp_path / "r.ckpt"), "--epochs", "1",
+        "--hidden", "32", "--cameras-per-pose", "1", "--device", "cpu", "--save-error-model", str(tmp_path / "em.json"),
+        "--fit-errors", str(tmp_path / "val.npz"), str(tmp_path / "val_gt.npz"),
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    em = ErrorModel.load(tmp_path / "em.json")
+    expected = np.linalg.norm(noise[..., 1:, :], axis=-1).sum() / noise[..., 0].size
+    assert em.info["raw_mpjpe"] == pytest.approx(expected, rel=0.02)
+    cams = load_refiner(tmp_path / "r.ckpt").meta["cameras"]
+    assert 0 < cams["elevation"][0] < 15 < cams["elevation"][1] < 35  # H36M cameras look down 10-16 deg
+    assert "matched to the ground truth" in res.output
+    np.savez(tmp_path / "bad.npz", joints=cam)
+    res = CliRunner().invoke(app, [
+        "refine", "train", "--mocap", str(clips[0]), "-o", str(tmp_path / "x.ckpt"),
+        "--fit-errors", str(tmp_path / "bad.npz"), str(tmp_path / "val_gt.npz"),
+    ])  # fmt: skip
+    assert res.exit_code == 2 and "needs poses3d (N, J, 3), poses3d_camera" in res.output
+    assert not (tmp_path / "x.ckpt").exists()
 
 
 def test_cli_train_apply_and_bad_input(tmp_path, shared, rng):

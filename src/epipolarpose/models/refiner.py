@@ -86,7 +86,7 @@ class Refiner(nn.Module):
     """
 
     def __init__(
-        self, num_joints: int = NUM_JOINTS, hidden: int = 1024, blocks: int = 2, dropout: float = 0.5
+        self, num_joints: int = NUM_JOINTS, hidden: int = 1024, blocks: int = 2, dropout: float = 0.1
     ):
         super().__init__()
         if blocks < 1:

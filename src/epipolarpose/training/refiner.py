@@ -13,13 +13,21 @@ Error model (all in the camera frame, x right, y down, z depth, root-relative):
    :data:`LIMB_BONES`) whose depth extent is significant (``|dz| >= min_depth_fraction`` x bone
    length) has its depth reflected about its parent joint with probability ``flip_rate[bone]``
    (the whole sub-chain moves along) -- the classic monocular depth ambiguity.
-2. **Per-joint bias** ``bias`` (J, 3) plus **correlated Gaussian noise** with the full
-   ``3J x 3J`` covariance ``cov`` (joint-major, ``x0 y0 z0 x1 ...``). Depth dominance is not
+2. **Pose-dependent error** (optional) ``gain @ (clean - center)``: a linear function of the clean
+   pose's deviation from the mean pose ``center`` (J, 3). A network that regresses towards the
+   mean pose (shrunk depths, half-bent limbs) makes errors that are anti-correlated with the
+   pose itself; independent noise cannot describe that, a ``gain`` of ``-(1 - lambda) I`` can.
+   Fitted by cross-validated ridge regression.
+3. **Per-joint bias** ``bias`` (J, 3) plus **correlated noise** with the full ``3J x 3J``
+   covariance ``cov`` (joint-major, ``x0 y0 z0 x1 ...``), optionally multiplied per pose by a
+   scale drawn from ``noise_scales`` (the empirical Mahalanobis scales of the fitted residuals,
+   mean square 1: heavy tails, a few very bad poses among many good ones). Depth dominance is not
    imposed; it falls out of the fitted covariance (:attr:`ErrorModel.depth_ratio`).
-3. **Scale**: errors are stored relative to ``reference_scale`` (the mean RMS root distance of
+4. **Scale**: errors are stored relative to ``reference_scale`` (the mean RMS root distance of
    the ground-truth poses they were fitted on); a sampled error is multiplied by
    ``scale(clean) / reference_scale`` so a model fitted on 1.7 m people corrupts a 1.4 m
-   skeleton proportionally. ``reference_scale=None`` means absolute errors in the poses' units.
+   skeleton proportionally (the pose-dependent term sees the clean pose brought to the reference
+   scale). ``reference_scale=None`` means absolute errors in the poses' units.
 """
 
 from __future__ import annotations
@@ -97,12 +105,15 @@ def detect_limb_flips(
     """Limb bones of ``pred`` whose depth is reflected with respect to ``gt``, and the flip rates.
 
     Among bones eligible in ``gt`` (:func:`limb_flip_eligible`), the predicted depth extent
-    ``dz_p`` of each bone is modelled as a two-component mixture: ``dz_p = dz_g + mu + n`` (kept)
-    or ``dz_p = -dz_g + mu + n`` (flipped, probability ``r``), ``n ~ N(0, sigma^2)``, with
-    ``r, mu, sigma`` per bone fitted by EM. A bone is flipped where the posterior of the flipped
-    component exceeds 1/2, i.e. where reflecting the ground-truth depth fits better given the
-    noise level. The rate is the EM mixture weight, which, unlike counting sign disagreements,
-    is not inflated by depth noise.
+    ``dz_p`` of each bone is modelled as a two-component mixture: ``dz_p = a dz_g + mu + n``
+    (kept) or ``dz_p = -a dz_g + mu + n`` (flipped, probability ``r``), ``n ~ N(0, sigma^2)``,
+    with ``r, a, mu, sigma`` per bone fitted by EM. The slope ``a`` absorbs depth shrinkage: a
+    network that predicts depths at 40 % of their true extent has ``a = 0.4``; with ``a`` fixed at
+    1 such shrunk bones sit between the two hypotheses and EM splits them arbitrarily. A bone is
+    flipped where the posterior of the flipped component exceeds 1/2, i.e. where reflecting the
+    ground-truth depth fits better given the noise level. The rate is the EM mixture weight,
+    which, unlike counting sign disagreements, is not inflated by depth noise. Bones whose slope
+    stays below 0.1 carry too little depth to tell a flip from noise and get rate 0.
 
     Args:
         pred, gt: (N, 17, 3) camera-frame poses.
@@ -114,24 +125,37 @@ def detect_limb_flips(
     dz_g = gt[..., LIMB_BONES[:, 1], 2] - gt[..., LIMB_BONES[:, 0], 2]
     m = eligible.astype(np.float64)
     n = np.maximum(m.sum(0), 1.0)
-    keep, flip = dz_p - dz_g, dz_p + dz_g  # residual under each hypothesis (before mu)
+    dz_g = np.where(eligible, dz_g, 0.0)
+    dz_p = np.where(eligible, dz_p, 0.0)
+    # start from the least-squares slope through the origin (flips only lower it)
+    a = np.clip((dz_p * dz_g).sum(0) / np.maximum((dz_g**2).sum(0), 1e-12), 0.1, 2.0)
     r = np.full(len(LIMB_BONES), 0.05)
     mu = np.zeros(len(LIMB_BONES))
-    med = np.nanmedian(np.where(eligible, np.abs(keep), np.nan), 0)
+    med = np.nanmedian(np.where(eligible, np.abs(dz_p - a * dz_g), np.nan), 0)
     sigma = np.maximum(np.nan_to_num(1.4826 * med, nan=1.0), 1e-6)
-    w = np.zeros_like(keep)
+    w = np.zeros_like(dz_p)
     for _ in range(iterations):
+        keep, flip = dz_p - a * dz_g, dz_p + a * dz_g  # residual under each hypothesis (before mu)
         # log-likelihood ratio flipped : kept
         llr = np.log(np.maximum(r, 1e-12) / np.maximum(1 - r, 1e-12)) - (
             (flip - mu) ** 2 - (keep - mu) ** 2
         ) / (2 * sigma**2)
         w = m / (1 + np.exp(-np.clip(llr, -50, 50)))
         r = np.clip(w.sum(0) / n, 0.0, 1.0)
-        mu = ((m - w) * keep + w * flip).sum(0) / n
+        # weighted least squares for (a, mu): dz_p = a * sign * dz_g + mu, sign = +1 / -1
+        x = (m - 2 * w) * dz_g  # sum over the two components of weight * sign * dz_g
+        sxx, sx = (m * dz_g**2).sum(0), x.sum(0)
+        sxy, sy = (x * dz_p).sum(0), (m * dz_p).sum(0)
+        det = sxx * n - sx**2
+        a = np.where(det > 1e-12, (sxy * n - sx * sy) / np.maximum(det, 1e-12), a)
+        a = np.clip(a, 0.0, 2.0)
+        mu = (sy - a * sx) / n
+        keep, flip = dz_p - a * dz_g, dz_p + a * dz_g
         var = ((m - w) * (keep - mu) ** 2 + w * (flip - mu) ** 2).sum(0) / n
         sigma = np.sqrt(np.maximum(var, 1e-12))
-    r = np.where(eligible.any(0), r, 0.0)
-    return eligible & (w > 0.5 * m), eligible, r
+    identifiable = eligible.any(0) & (a >= 0.1)
+    r = np.where(identifiable, r, 0.0)
+    return eligible & identifiable & (w > 0.5 * m), eligible, r
 
 
 @dataclass
@@ -146,6 +170,11 @@ class ErrorModel:
         min_depth_fraction: eligibility threshold for limb flips.
         kind: "fitted" or "gaussian".
         info: fitting summary (number of poses, raw MPJPE, ...).
+        gain: (3J, 3J) pose-dependent error ``gain @ (clean - center)`` (flattened joint-major), or
+            None for none.
+        center: (J, 3) the mean root-relative pose that ``gain`` acts around (needed with ``gain``).
+        noise_scales: (K,) per-pose noise multipliers to draw from (mean square 1), or None for
+            plain Gaussian noise.
     """
 
     bias: np.ndarray
@@ -155,6 +184,9 @@ class ErrorModel:
     min_depth_fraction: float = 0.25
     kind: str = "fitted"
     info: dict[str, Any] = field(default_factory=dict)
+    gain: np.ndarray | None = None
+    center: np.ndarray | None = None
+    noise_scales: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.bias = np.asarray(self.bias, dtype=np.float64)
@@ -171,9 +203,24 @@ class ErrorModel:
             )
         if self.flip_rate.any() and J != NUM_JOINTS:
             raise InputError("limb flips need the 17-joint Human3.6M skeleton")
-        if not (
-            np.isfinite(self.bias).all() and np.isfinite(self.cov).all() and np.isfinite(self.flip_rate).all()
-        ):
+        if self.gain is not None:
+            self.gain = np.asarray(self.gain, dtype=np.float64)
+            if self.gain.shape != (3 * J, 3 * J):
+                raise InputError(f"error model gain must have shape ({3 * J}, {3 * J}), got {self.gain.shape}")
+            if self.center is None:
+                raise InputError("error model has a gain but no center pose")
+        if self.center is not None:
+            self.center = np.asarray(self.center, dtype=np.float64)
+            if self.center.shape != (J, 3):
+                raise InputError(f"error model center must have shape ({J}, 3), got {self.center.shape}")
+        if self.noise_scales is not None:
+            self.noise_scales = np.asarray(self.noise_scales, dtype=np.float64).reshape(-1)
+            if self.noise_scales.size == 0 or (self.noise_scales < 0).any():
+                raise InputError("error model noise_scales must be a non-empty array of values >= 0")
+        arrays = [self.bias, self.cov, self.flip_rate] + [
+            a for a in (self.gain, self.center, self.noise_scales) if a is not None
+        ]
+        if not all(np.isfinite(a).all() for a in arrays):
             raise InputError("error model contains non-finite values")
         w, V = np.linalg.eigh(0.5 * (self.cov + self.cov.T))
         self._factor = V * np.sqrt(np.clip(w, 0.0, None))  # cov = F Fᵀ
@@ -223,15 +270,35 @@ class ErrorModel:
             "depth_ratio": round(self.depth_ratio, 3),
             "flip_rate": dict(zip(LIMB_BONE_NAMES, self.flip_rate.round(4).tolist())),
             "mean_flip_rate": float(self.flip_rate.mean()),
+            "pose_dependent": self.gain is not None,
+            "heavy_tailed": self.noise_scales is not None,
             **self.info,
         }
+
+    def expected_error(self, clean: np.ndarray) -> np.ndarray:
+        """The model's mean error for clean camera-frame poses (..., J, 3), ignoring flips and
+        noise: ``bias + gain @ (clean - center)``, scaled like :meth:`sample`. Comparing it with a
+        network's actual errors on another split shows how well the model transfers."""
+        clean = np.asarray(clean, dtype=np.float64)
+        if clean.ndim < 2 or clean.shape[-2:] != (self.num_joints, 3):
+            raise InputError(f"error model for {self.num_joints} joints got poses of shape {clean.shape}")
+        batch, J = clean.shape[:-2], self.num_joints
+        k = root_relative_scale(clean) / self.reference_scale if self.reference_scale else np.ones(batch)
+        err = np.broadcast_to(self.bias, batch + (J, 3)).copy()
+        if self.gain is not None:
+            rel = clean - clean[..., ROOT : ROOT + 1, :]
+            u = rel / np.maximum(k, 1e-12)[..., None, None] - self.center
+            err += (u.reshape(batch + (3 * J,)) @ self.gain.T).reshape(batch + (J, 3))
+        return err * k[..., None, None]
 
     # --- sampling -------------------------------------------------------------------------
     def sample(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Corrupt clean camera-frame poses (..., J, 3) -> noisy poses (..., J, 3), float64.
 
-        Flips eligible limb bones with ``flip_rate``, then adds ``bias`` and correlated noise,
-        scaled by ``scale(clean) / reference_scale`` when ``reference_scale`` is set.
+        Flips eligible limb bones with ``flip_rate``, then adds the pose-dependent error
+        ``gain @ (clean - center)``, ``bias`` and correlated noise (times a per-pose scale drawn from
+        ``noise_scales``), all scaled by ``scale(clean) / reference_scale`` when
+        ``reference_scale`` is set.
         """
         clean = np.asarray(clean, dtype=np.float64)
         if clean.ndim < 2 or clean.shape[-2:] != (self.num_joints, 3):
@@ -242,17 +309,23 @@ class ErrorModel:
             eligible = limb_flip_eligible(clean, self.min_depth_fraction)
             flips = eligible & (rng.random(batch + (len(LIMB_BONES),)) < self.flip_rate)
             noisy = flip_limbs(clean, flips)
-        z = rng.standard_normal(batch + (3 * self.num_joints,))
-        err = (z @ self._factor.T).reshape(batch + (self.num_joints, 3)) + self.bias
-        if self.reference_scale:
-            err = err * (root_relative_scale(clean) / self.reference_scale)[..., None, None]
-        return noisy + err
+        J = self.num_joints
+        k = root_relative_scale(clean) / self.reference_scale if self.reference_scale else np.ones(batch)
+        z = rng.standard_normal(batch + (3 * J,))
+        if self.noise_scales is not None:
+            z = z * rng.choice(self.noise_scales, size=batch)[..., None]
+        err = (z @ self._factor.T).reshape(batch + (J, 3)) + self.bias
+        if self.gain is not None:  # the network shrinks the pose it believes in: the flipped one
+            rel = noisy - noisy[..., ROOT : ROOT + 1, :]
+            u = rel / np.maximum(k, 1e-12)[..., None, None] - self.center
+            err = err + (u.reshape(batch + (3 * J,)) @ self.gain.T).reshape(batch + (J, 3))
+        return noisy + err * k[..., None, None]
 
     # --- files ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("bias", "cov", "flip_rate"):
-            d[k] = np.asarray(d[k]).tolist()
+        for k in ("bias", "cov", "flip_rate", "gain", "center", "noise_scales"):
+            d[k] = None if d[k] is None else np.asarray(d[k]).tolist()
         return d
 
     def save(self, path: str | os.PathLike) -> None:
@@ -270,6 +343,11 @@ class ErrorModel:
             min_depth_fraction=np.float64(self.min_depth_fraction),
             kind=np.str_(self.kind),
             info_json=np.str_(json.dumps(self.info)),
+            **{
+                k: v
+                for k, v in (("gain", self.gain), ("center", self.center), ("noise_scales", self.noise_scales))
+                if v is not None
+            },
         )
 
     @classmethod
@@ -300,7 +378,51 @@ class ErrorModel:
             min_depth_fraction=float(d.get("min_depth_fraction", 0.25)),
             kind=str(d.get("kind", "fitted")),
             info=info,
+            **{
+                k: None if d.get(k) is None else np.asarray(d[k])
+                for k in ("gain", "center", "noise_scales")
+            },
         )
+
+
+def fit_linear_errors(
+    err: np.ndarray, u: np.ndarray, ridges: Sequence[float] = (1e-3, 1e-2, 0.1, 1.0, 10.0), folds: int = 5
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Cross-validated ridge regression of errors on the centred clean pose: ``err ≈ u @ G.T``.
+
+    Args:
+        err: (N, D) errors (centred: their mean is the bias, fitted separately).
+        u: (N, D) clean poses minus their mean, the same flattening.
+        ridges: candidate penalties, relative to the mean eigenvalue of ``uᵀu / N``.
+        folds: contiguous folds (neighbouring frames are alike, so folds are blocks, not random).
+    Returns:
+        ``(G (D, D), residuals (N, D), info)``. ``residuals`` are *out-of-fold*: each block's
+        errors minus the prediction of the ``G`` fitted without that block, at the chosen penalty.
+        They measure how well the linear term predicts the errors of poses it has not seen, so the
+        noise fitted to them is not the optimistic in-sample remainder. info holds the chosen
+        ``ridge`` and ``explained`` (1 - residual variance / error variance, out of fold). ``G``
+        is zero (and the residuals are ``err``) when no penalty explains anything out of fold.
+    """
+    N, D = err.shape
+    scale = max(float(np.trace(u.T @ u)) / (N * D), 1e-12)
+    bounds = np.linspace(0, N, folds + 1).round().astype(int)
+    total = float(np.sum((err - err.mean(0)) ** 2))
+
+    def solve(uu: np.ndarray, ee: np.ndarray, lam: float) -> np.ndarray:
+        return np.linalg.solve(uu.T @ uu + lam * scale * len(uu) * np.eye(D), uu.T @ ee).T
+
+    best: tuple[float, float | None, np.ndarray] = (0.0, None, err)
+    for lam in ridges:
+        res = np.empty_like(err)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            tr = np.r_[0:a, b:N]
+            res[a:b] = err[a:b] - u[a:b] @ solve(u[tr], err[tr], lam).T
+        explained = 1.0 - float(np.sum((res - res.mean(0)) ** 2)) / max(total, 1e-12)
+        if explained > best[0]:
+            best = (explained, lam, res)
+    if best[1] is None:
+        return np.zeros((D, D)), err.copy(), {"ridge": None, "explained": 0.0}
+    return solve(u, err, best[1]), best[2], {"ridge": best[1], "explained": round(best[0], 4)}
 
 
 def fit_error_model(
@@ -309,6 +431,8 @@ def fit_error_model(
     align_scale: bool = False,
     min_depth_fraction: float = 0.25,
     relative: bool = True,
+    pose_dependent: bool = True,
+    heavy_tails: bool = True,
 ) -> ErrorModel:
     """Fit an :class:`ErrorModel` to a network's errors.
 
@@ -319,11 +443,20 @@ def fit_error_model(
             (for networks whose output scale is arbitrary).
         min_depth_fraction: eligibility threshold for limb flips (:func:`limb_flip_eligible`).
         relative: store ``reference_scale`` (errors scale with the person's size when sampling).
+        pose_dependent: fit the linear term ``gain @ (clean - center)`` (:func:`fit_linear_errors`,
+            ridge chosen on held-out contiguous folds; the pose is brought to the reference scale).
+        heavy_tails: keep the per-pose Mahalanobis scales of the residuals as ``noise_scales``.
     Returns:
-        The fitted model: limb flip rates per bone (:func:`detect_limb_flips`), then the per-joint
-        bias and the full 3J x 3J covariance of ``pred - flip(gt)``, the errors measured against
-        the ground truth with the detected flips applied (as :meth:`ErrorModel.sample` adds them). ``info`` holds ``num_poses`` and the raw
-        MPJPE (flips included). Poses with a non-finite joint are skipped.
+        The fitted model: limb flip rates per bone (:func:`detect_limb_flips`); the errors
+        ``pred - flip(gt)`` measured against the ground truth with the detected flips applied (as
+        :meth:`ErrorModel.sample` adds them); their linear dependence on the pose; then the
+        per-joint bias and the full 3J x 3J covariance of what is left. ``info`` holds
+        ``num_poses``, the raw MPJPE (flips included) and the linear fit's ``ridge`` and
+        ``explained`` variance. With the pose-dependent term, "what is left" is the out-of-fold
+        residual (:func:`fit_linear_errors`): its covariance is what the linear term cannot
+        predict on poses it was not fitted on, which is what the refiner will meet. Pass the
+        validation poses in recording order (clip after clip): the folds are contiguous blocks.
+        Poses with a non-finite joint are skipped.
     """
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
@@ -342,21 +475,50 @@ def fit_error_model(
         pred = pred * k[:, None, None]
     J = pred.shape[1]
     raw_mpjpe = float(np.linalg.norm(pred - gt, axis=-1).mean())
+    size = root_relative_scale(gt)  # of the unflipped poses, as sample() measures it
     if J == NUM_JOINTS:
         flipped, _, flip_rate = detect_limb_flips(pred, gt, min_depth_fraction)
         # the sampler adds errors to the *flipped* clean pose, so measure them against it
-        err = pred - flip_limbs(gt, flipped)
+        gt = flip_limbs(gt, flipped)
+        err = pred - gt
     else:
         flip_rate = np.zeros(len(LIMB_BONES))
         err = pred - gt
+    N = len(err)
+    ref = float(size.mean()) if relative else None
+    k = size / ref if ref else np.ones(N)
+    err = err / k[:, None, None]  # errors at the reference scale (sample() multiplies by k)
+    flat = err.reshape(N, -1)
+    info: dict[str, Any] = {"num_poses": int(N), "raw_mpjpe": raw_mpjpe, "aligned_scale": bool(align_scale)}
+    gain = center = None
+    if pose_dependent:
+        ug = gt / k[:, None, None]
+        center = ug.mean(0)
+        u = (ug - center).reshape(N, -1)
+        mean = flat.mean(0)
+        gain, res, lin = fit_linear_errors(flat - mean, u)
+        info["linear_ridge"], info["linear_explained"] = lin["ridge"], lin["explained"]
+        flat = mean + res  # out-of-fold residuals: the noise the linear term leaves on unseen poses
+    bias = flat.mean(0)
+    cov = np.cov(flat, rowvar=False)
+    noise_scales = None
+    if heavy_tails:
+        r = flat - bias
+        w, V = np.linalg.eigh(0.5 * (cov + cov.T))
+        keep = w > 1e-9 * max(w.max(), 1e-300)
+        d2 = ((r @ V[:, keep]) ** 2 / w[keep]).sum(1) / max(int(keep.sum()), 1)
+        noise_scales = np.sqrt(d2 / max(d2.mean(), 1e-300))
     return ErrorModel(
-        bias=err.mean(0),
-        cov=np.cov(err.reshape(len(err), -1), rowvar=False),
+        bias=bias.reshape(-1, 3),
+        cov=cov,
         flip_rate=flip_rate,
-        reference_scale=float(root_relative_scale(gt).mean()) if relative else None,
+        reference_scale=ref,
         min_depth_fraction=min_depth_fraction,
         kind="fitted",
-        info={"num_poses": int(len(err)), "raw_mpjpe": raw_mpjpe, "aligned_scale": bool(align_scale)},
+        info=info,
+        gain=gain,
+        center=center,
+        noise_scales=noise_scales,
     )
 
 
@@ -381,6 +543,43 @@ class VirtualCameras:
     roll: float = 5.0
     image_size: float = 1000.0
     body_radius: float = 1000.0
+
+    @classmethod
+    def matching(cls, poses_camera: np.ndarray, margin_deg: float = 5.0, **overrides: Any) -> VirtualCameras:
+        """Cameras like the ones that saw ``poses_camera`` (N, 17, 3), camera frame, mm.
+
+        A refiner learns a pose prior *in the camera frame*, so views it never meets (a camera
+        45° above the person, for a rig at head height) spend its capacity and, with a
+        pose-dependent error model, corrupt poses far from those the model was fitted on. This
+        reads the viewing geometry off example poses (a validation split's ground truth):
+
+        * **elevation**: per pose, how far the camera looks down on the pelvis→thorax axis
+          (``-asin`` of its depth component; a person standing upright seen from above tilts
+          away). The range is the interquartile range widened by ``margin_deg`` on each side,
+          since people also lean by themselves (the mocap supplies that part again).
+        * **distance**: the 5th–95th percentile of the root depth, when the poses are absolute
+          (a median root depth of at least 500 mm); otherwise the default range is kept.
+
+        Azimuth stays uniform (people turn), focal length and roll keep their defaults.
+        ``overrides`` set any field explicitly.
+        """
+        p = np.asarray(poses_camera, dtype=np.float64)
+        if p.ndim != 3 or p.shape[1:] != (NUM_JOINTS, 3):
+            raise InputError(f"matching cameras needs poses of shape (N, {NUM_JOINTS}, 3), got {p.shape}")
+        p = p[np.isfinite(p).all((1, 2))]
+        if len(p) < 10:
+            raise InputError(f"matching cameras needs at least 10 finite poses, got {len(p)}")
+        axis = p[:, 8] - p[:, ROOT]  # pelvis -> thorax
+        axis /= np.maximum(np.linalg.norm(axis, axis=-1, keepdims=True), 1e-9)
+        elev = -np.degrees(np.arcsin(np.clip(axis[:, 2], -1.0, 1.0)))
+        q1, q3 = np.percentile(elev, [25, 75])
+        fields: dict[str, Any] = {"elevation": (float(max(q1 - margin_deg, -89.0)), float(min(q3 + margin_deg, 89.0)))}
+        depth = p[:, ROOT, 2]
+        if np.median(depth) >= 500.0:
+            lo, hi = np.percentile(depth, [5, 95])
+            fields["distance"] = (float(max(lo, 500.0)), float(max(hi, lo + 1.0)))
+        fields.update(overrides)
+        return cls(**fields)
 
     def rotations(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, 3, 3) world -> camera rotations (OpenCV: x right, y down, z forward), world z-up."""
@@ -443,10 +642,10 @@ class RefinerTrainConfig:
     lr: float = 1e-3
     lr_decay: float = 0.95  #: multiplicative learning-rate decay per epoch
     weight_decay: float = 0.0
-    cameras_per_pose: int = 1
+    cameras_per_pose: int = 4
     hidden: int = 1024
     blocks: int = 2
-    dropout: float = 0.5
+    dropout: float = 0.1
     loss: str = "mse"  #: "mse" or "smooth_l1", in the normalized space
     intermediate_weight: float = 1.0
     max_grad_norm: float = 1.0
@@ -635,3 +834,52 @@ def read_poses3d(
     if not np.issubdtype(poses.dtype, np.floating):
         raise InputError(f"{path}: key {key!r} must hold floats, got {poses.dtype}")
     return poses, arrays
+
+
+def read_camera_poses(path: str | os.PathLike, num_joints: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Camera-frame 3D poses for fitting an error model, from any of the project's files.
+
+    Accepts, in this order of preference:
+
+    * ``poses3d`` (N, J, 3): poses already flattened (``refine apply`` input and output);
+    * ``poses3d_camera`` (C, F, J, 3): ``epipolarpose predict --clips`` predictions;
+    * ``poses3d_world`` (F, J, 3) with ``rig_json``: a ``gt.npz`` (``synth`` or ``predict
+      --clips``), taken into every camera's frame.
+
+    Returns:
+        ``(poses (N, J, 3) float64, clip (N,) str or None)``, camera-major (camera 0's frames
+        first) for the last two layouts, so a prediction file and its ground truth line up.
+    """
+    from ..formats import _check_shape, _open_npz
+
+    arrays = _open_npz(path)
+    src = str(path)
+    J = num_joints
+    if "poses3d" in arrays:
+        poses = arrays["poses3d"]
+        _check_shape(poses, (None, J, 3), "poses3d", src)
+        clip = arrays.get("clip")
+        clip = np.asarray(clip).astype(str) if clip is not None and clip.shape == poses.shape[:1] else None
+    elif "poses3d_camera" in arrays:
+        cam = arrays["poses3d_camera"]
+        _check_shape(cam, (None, None, J, 3), "poses3d_camera", src)
+        poses, clip = cam.reshape(-1, *cam.shape[2:]), None
+    elif "poses3d_world" in arrays and "rig_json" in arrays:
+        from ..camera import Rig
+
+        world = arrays["poses3d_world"]
+        _check_shape(world, (None, J, 3), "poses3d_world", src)
+        rig = Rig.from_json(str(arrays["rig_json"]), source=f"{src}:rig_json")
+        cam = rig.world_to_camera(world)  # (C, F, J, 3)
+        poses = cam.reshape(-1, *cam.shape[2:])
+        clip = arrays.get("clip")
+        clip = np.tile(np.asarray(clip).astype(str), len(rig)) if clip is not None and len(clip) == len(world) else None
+    else:
+        raise InputError(
+            f"{src}: needs poses3d (N, J, 3), poses3d_camera (C, F, J, 3) or poses3d_world with rig_json "
+            f"(found: {', '.join(sorted(arrays)) or 'none'})"
+        )
+    if not np.issubdtype(poses.dtype, np.floating):
+        raise InputError(f"{src}: the 3D poses must be floats, got {poses.dtype}")
+    return np.asarray(poses, dtype=np.float64), clip
+
