@@ -279,14 +279,27 @@ class ErrorModel:
         """The model's mean error for clean camera-frame poses (..., J, 3), ignoring flips and
         noise: ``bias + gain @ (clean - center)``, scaled like :meth:`sample`. Comparing it with a
         network's actual errors on another split shows how well the model transfers."""
-        clean = np.asarray(clean, dtype=np.float64)
-        if clean.ndim < 2 or clean.shape[-2:] != (self.num_joints, 3):
-            raise InputError(f"error model for {self.num_joints} joints got poses of shape {clean.shape}")
-        batch, J = clean.shape[:-2], self.num_joints
-        k = root_relative_scale(clean) / self.reference_scale if self.reference_scale else np.ones(batch)
+        clean = self._check_poses(clean)
+        return self._mean_error(clean, self._size_factor(clean))
+
+    def _check_poses(self, poses: np.ndarray) -> np.ndarray:
+        poses = np.asarray(poses, dtype=np.float64)
+        if poses.ndim < 2 or poses.shape[-2:] != (self.num_joints, 3):
+            raise InputError(f"error model for {self.num_joints} joints got poses of shape {poses.shape}")
+        return poses
+
+    def _size_factor(self, clean: np.ndarray) -> np.ndarray:
+        """(...,) ``scale(clean) / reference_scale`` (ones for an absolute model)."""
+        if not self.reference_scale:
+            return np.ones(clean.shape[:-2])
+        return root_relative_scale(clean) / self.reference_scale
+
+    def _mean_error(self, poses: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """``(bias + gain @ (poses / k - center)) * k`` for poses (..., J, 3) and size factors k."""
+        batch, J = poses.shape[:-2], self.num_joints
         err = np.broadcast_to(self.bias, batch + (J, 3)).copy()
         if self.gain is not None:
-            rel = clean - clean[..., ROOT : ROOT + 1, :]
+            rel = poses - poses[..., ROOT : ROOT + 1, :]
             u = rel / np.maximum(k, 1e-12)[..., None, None] - self.center
             err += (u.reshape(batch + (3 * J,)) @ self.gain.T).reshape(batch + (J, 3))
         return err * k[..., None, None]
@@ -300,26 +313,20 @@ class ErrorModel:
         ``noise_scales``), all scaled by ``scale(clean) / reference_scale`` when
         ``reference_scale`` is set.
         """
-        clean = np.asarray(clean, dtype=np.float64)
-        if clean.ndim < 2 or clean.shape[-2:] != (self.num_joints, 3):
-            raise InputError(f"error model for {self.num_joints} joints got poses of shape {clean.shape}")
+        clean = self._check_poses(clean)
         batch = clean.shape[:-2]
         noisy = clean
         if self.flip_rate.any():
             eligible = limb_flip_eligible(clean, self.min_depth_fraction)
             flips = eligible & (rng.random(batch + (len(LIMB_BONES),)) < self.flip_rate)
             noisy = flip_limbs(clean, flips)
-        J = self.num_joints
-        k = root_relative_scale(clean) / self.reference_scale if self.reference_scale else np.ones(batch)
-        z = rng.standard_normal(batch + (3 * J,))
+        k = self._size_factor(clean)
+        z = rng.standard_normal(batch + (3 * self.num_joints,))
         if self.noise_scales is not None:
             z = z * rng.choice(self.noise_scales, size=batch)[..., None]
-        err = (z @ self._factor.T).reshape(batch + (J, 3)) + self.bias
-        if self.gain is not None:  # the network shrinks the pose it believes in: the flipped one
-            rel = noisy - noisy[..., ROOT : ROOT + 1, :]
-            u = rel / np.maximum(k, 1e-12)[..., None, None] - self.center
-            err = err + (u.reshape(batch + (3 * J,)) @ self.gain.T).reshape(batch + (J, 3))
-        return noisy + err * k[..., None, None]
+        noise = (z @ self._factor.T).reshape(batch + (self.num_joints, 3)) * k[..., None, None]
+        # the network shrinks the pose it believes in: the flipped one
+        return noisy + noise + self._mean_error(noisy, k)
 
     # --- files ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
