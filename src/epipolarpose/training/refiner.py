@@ -134,8 +134,8 @@ def detect_limb_flips(
     med = np.nanmedian(np.where(eligible, np.abs(dz_p - a * dz_g), np.nan), 0)
     sigma = np.maximum(np.nan_to_num(1.4826 * med, nan=1.0), 1e-6)
     w = np.zeros_like(dz_p)
+    keep, flip = dz_p - a * dz_g, dz_p + a * dz_g  # residual under each hypothesis (before mu)
     for _ in range(iterations):
-        keep, flip = dz_p - a * dz_g, dz_p + a * dz_g  # residual under each hypothesis (before mu)
         # log-likelihood ratio flipped : kept
         llr = np.log(np.maximum(r, 1e-12) / np.maximum(1 - r, 1e-12)) - (
             (flip - mu) ** 2 - (keep - mu) ** 2
