@@ -38,12 +38,39 @@ import numpy as np
 
 BUDGETS = {
     # clips per set, frames per second, steps of the 2D and of every 3D run, images per step
-    "tiny": dict(clips_2d=3, clips_3d=3, clips_test=2, clips_val=2, fps=4, steps_2d=60, steps_3d=40, batch=16,
-                 refiner_epochs=1),
-    "medium": dict(clips_2d=20, clips_3d=20, clips_test=8, clips_val=8, fps=4, steps_2d=600, steps_3d=400,
-                   batch=16, refiner_epochs=5),
-    "full": dict(clips_2d=40, clips_3d=40, clips_test=16, clips_val=48, fps=5, steps_2d=3500, steps_3d=1000,
-                 batch=16, refiner_epochs=20),
+    "tiny": dict(
+        clips_2d=3,
+        clips_3d=3,
+        clips_test=2,
+        clips_val=2,
+        fps=4,
+        steps_2d=60,
+        steps_3d=40,
+        batch=16,
+        refiner_epochs=1,
+    ),
+    "medium": dict(
+        clips_2d=20,
+        clips_3d=20,
+        clips_test=8,
+        clips_val=8,
+        fps=4,
+        steps_2d=600,
+        steps_3d=400,
+        batch=16,
+        refiner_epochs=5,
+    ),
+    "full": dict(
+        clips_2d=40,
+        clips_3d=40,
+        clips_test=16,
+        clips_val=48,
+        fps=5,
+        steps_2d=3500,
+        steps_3d=1000,
+        batch=16,
+        refiner_epochs=20,
+    ),
 }
 ROWS = ("full", "rt", "self", "self_gt2d")
 
@@ -89,18 +116,37 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budget", choices=sorted(BUDGETS), default="tiny")
     ap.add_argument("--shared", type=Path, default=Path(os.environ.get("EPIPOLARPOSE_SHARED", "../shared")))
-    ap.add_argument("--work", type=Path, default=None, help="scratch folder for checkpoints and labels (default runs/learning_<budget>/, git-ignored)")
-    ap.add_argument("--config", default="tiny", help="network configuration (epipolarpose.training.train.CONFIGS)")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="scratch folder for checkpoints and labels (default runs/learning_<budget>/, git-ignored)",
+    )
+    ap.add_argument(
+        "--config", default="tiny", help="network configuration (epipolarpose.training.train.CONFIGS)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--reuse", action="store_true",
-                    help="reuse networks already trained in --work (their model.pt and train_summary.json)")
-    ap.add_argument("--label-filter", type=float, default=0.0, help="TrainOptions.label_filter for the self/rt rows")
-    ap.add_argument("--refiner", action=argparse.BooleanOptionalAction, default=True,
-                    help="then train the refinement unit on the self-supervised model's errors (issue 5)")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse networks already trained in --work (their model.pt and train_summary.json)",
+    )
+    ap.add_argument(
+        "--label-filter", type=float, default=0.0, help="TrainOptions.label_filter for the self/rt rows"
+    )
+    ap.add_argument(
+        "--refiner",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="then train the refinement unit on the self-supervised model's errors (issue 5)",
+    )
     ap.add_argument("--refiner-epochs", type=int, default=None, help="refiner epochs (default: the budget's)")
-    ap.add_argument("--rows", default=",".join(ROWS),
-                    help=f"comma-separated 3D rows to train (default all: {','.join(ROWS)}); the refiner needs 'self'")
+    ap.add_argument(
+        "--rows",
+        default=",".join(ROWS),
+        help=f"comma-separated 3D rows to train (default all: {','.join(ROWS)}); the refiner needs 'self'",
+    )
     args = ap.parse_args()
 
     import torch
@@ -145,12 +191,20 @@ def main() -> None:
     clips_val = spread(unused, b["clips_val"])
     cfg3 = model_config(args.config, "full")
     render = RenderConfig(size=cfg3.input_size)
-    common = dict(rig=args.shared / "data/rigs/h36m_S1.json", config=args.config, fps=b["fps"],
-                  batch_size=b["batch"], seed=args.seed, progress=False, checkpoint_every=10**6)  # fmt: skip
+    common = dict(
+        rig=args.shared / "data/rigs/h36m_S1.json",
+        config=args.config,
+        fps=b["fps"],
+        batch_size=b["batch"],
+        seed=args.seed,
+        progress=False,
+        checkpoint_every=10**6,
+    )
     log = lambda *a: print(f"[{time.perf_counter() - t_start:7.1f}s]", *a, file=sys.stderr, flush=True)
 
     # 1. the 2D network, on its own clips
     log(f"2D network: {len(clips_2d)} clips, {b['steps_2d']} steps")
+
     def run(out: Path, **kw) -> dict:
         if args.reuse and (out / "model.pt").is_file():
             log(f"reusing {out}")
@@ -164,12 +218,21 @@ def main() -> None:
     frames = MultiViewFrames.from_clips(clips_3d, rig_train, b["fps"])
     gt_cam = frames.poses_camera()
     model2d, _, _ = load_model(net2d)
-    det = detect_2d(model2d, MultiViewDataset(frames, eval_render_config(render), "2d", seed=args.seed), progress=False)
+    det = detect_2d(
+        model2d, MultiViewDataset(frames, eval_render_config(render), "2d", seed=args.seed), progress=False
+    )
     gt2d = frames.keypoints()
     det_err = float(np.nanmean(np.linalg.norm(det.keypoints - gt2d, axis=-1)))
-    log(f"frozen 2D detections: {det_err:.1f} px mean error on {frames.num_frames} frames x {frames.num_cameras} views")
-    p2d_gt = Poses2D(keypoints=gt2d, scores=np.ones(gt2d.shape[:-1]), image_size=det.image_size, K=rig_train.K,
-                     dist=rig_train.dist)  # fmt: skip
+    log(
+        f"frozen 2D detections: {det_err:.1f} px mean error on {frames.num_frames} frames x {frames.num_cameras} views"
+    )
+    p2d_gt = Poses2D(
+        keypoints=gt2d,
+        scores=np.ones(gt2d.shape[:-1]),
+        image_size=det.image_size,
+        K=rig_train.K,
+        dist=rig_train.dist,
+    )
     label_sets = {
         "rt": lambda: pseudo_labels(det, rig_train, progress=False),
         "self": lambda: pseudo_labels(det, None, progress=False),
@@ -204,8 +267,15 @@ def main() -> None:
         log(f"3D network '{row}': {b['steps_3d']} steps")
         sup = {"full": "full", "rt": "rt", "self": "self", "self_gt2d": "self"}[row]
         labels = None if row == "full" else work / f"labels_{row}.npz"
-        s = run(work / f"net_{row}", supervision=sup, clips=clips_3d, labels=labels, init_2d=net2d,
-                max_steps=b["steps_3d"], label_filter=args.label_filter)  # fmt: skip
+        s = run(
+            work / f"net_{row}",
+            supervision=sup,
+            clips=clips_3d,
+            labels=labels,
+            init_2d=net2d,
+            max_steps=b["steps_3d"],
+            label_filter=args.label_filter,
+        )
         model, _, _ = load_model(work / f"net_{row}" / "model.pt")
         res = predict_dataset(model, test_set)
         if row == "self":  # the refiner's test input (issue 5)
@@ -215,8 +285,11 @@ def main() -> None:
             val_set = MultiViewDataset(val_frames, eval_render_config(render), "full", seed=args.seed + 999)
             val = predict_dataset(model, val_set)
             np.savez(work / "self_val_pred.npz", poses3d=val["camera_mm"].reshape(-1, 17, 3))
-            np.savez(work / "self_val_gt.npz", poses3d=val["gt_camera"].reshape(-1, 17, 3),
-                     clip=np.tile(val_frames.clip, val_frames.num_cameras))  # camera-major, like poses3d
+            np.savez(
+                work / "self_val_gt.npz",
+                poses3d=val["gt_camera"].reshape(-1, 17, 3),
+                clip=np.tile(val_frames.clip, val_frames.num_cameras),
+            )  # camera-major, like poses3d
         ev = evaluate_poses(res["camera_mm"], res["gt_camera"], pss_model=pss)["summary"]
         rows[row] = {
             "mpjpe_mm": ev["mpjpe"],
@@ -237,18 +310,34 @@ def main() -> None:
         "config": cfg3.to_dict(),
         "budget_settings": b,
         "label_filter": args.label_filter,
-        "clips": {"2d": len(clips_2d), "3d_train": len(clips_3d), "test": len(clips_test), "val": len(clips_val)},
-        "frames": {"3d_train": frames.num_frames, "test": test_frames.num_frames, "views": frames.num_cameras},
+        "clips": {
+            "2d": len(clips_2d),
+            "3d_train": len(clips_3d),
+            "test": len(clips_test),
+            "val": len(clips_val),
+        },
+        "frames": {
+            "3d_train": frames.num_frames,
+            "test": test_frames.num_frames,
+            "views": frames.num_cameras,
+        },
         "rigs": {"train": "h36m_S1", "test": "h36m_S9"},
-        "net2d": {"steps": s2d["global_step"], "train_images_per_s": s2d["images_per_s"],
-                  "detection_error_px": det_err},  # fmt: skip
+        "net2d": {
+            "steps": s2d["global_step"],
+            "train_images_per_s": s2d["images_per_s"],
+            "detection_error_px": det_err,
+        },
         "label_quality": label_quality,
         "rows": rows,
         "ratio_vs_full": {k: v["mpjpe_mm"] / full for k, v in rows.items()} if "full" in rows else None,
-        "goal_self_le_1.15x_full": rows["self"]["mpjpe_mm"] <= 1.15 * full if {"self", "full"} <= set(rows) else None,
+        "goal_self_le_1.15x_full": rows["self"]["mpjpe_mm"] <= 1.15 * full
+        if {"self", "full"} <= set(rows)
+        else None,
         "paper_h36m_mpjpe_mm": {"full": 51.8, "self": 76.6, "self_gt2d": 55.0},
         "bare_model_fwd_bwd_images_per_s": bare_throughput(cfg3, b["batch"]),
-        "data_pipeline_images_per_s": render_throughput(MultiViewDataset(frames, render, "full", seed=args.seed)),
+        "data_pipeline_images_per_s": render_throughput(
+            MultiViewDataset(frames, render, "full", seed=args.seed)
+        ),
         "seconds": time.perf_counter() - t_start,
     }
     if args.refiner:
@@ -259,11 +348,28 @@ def main() -> None:
 
         pss.save(work / "pss_k50.npz")
         out_json = work / "refiner.json"
-        cmd = [sys.executable, str(here / "refiner_bench.py"), "--shared", str(args.shared),
-               "--val-pred", str(work / "self_val_pred.npz"), "--val-gt", str(work / "self_val_gt.npz"),
-               "--test-pred", str(work / "self_test_pred.npz"), "--test-gt", str(work / "self_test_gt.npz"),
-               "--pss-centroids", str(work / "pss_k50.npz"), "--threads", str(args.threads),
-               "--epochs", str(args.refiner_epochs or b["refiner_epochs"]), "--out", str(out_json)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            str(here / "refiner_bench.py"),
+            "--shared",
+            str(args.shared),
+            "--val-pred",
+            str(work / "self_val_pred.npz"),
+            "--val-gt",
+            str(work / "self_val_gt.npz"),
+            "--test-pred",
+            str(work / "self_test_pred.npz"),
+            "--test-gt",
+            str(work / "self_test_gt.npz"),
+            "--pss-centroids",
+            str(work / "pss_k50.npz"),
+            "--threads",
+            str(args.threads),
+            "--epochs",
+            str(args.refiner_epochs or b["refiner_epochs"]),
+            "--out",
+            str(out_json),
+        ]
         log("refiner:", " ".join(cmd[1:]))
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

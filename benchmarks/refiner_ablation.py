@@ -37,8 +37,14 @@ import torch
 from epipolarpose.metrics import mpjpe
 from epipolarpose.mocap import list_shared_clips, load_clips
 from epipolarpose.pss import PSSModel
+from epipolarpose.refiner import (
+    ErrorFitOptions,
+    RefinerTrainConfig,
+    VirtualCameras,
+    fitted_error_source,
+    train_refiner,
+)
 from epipolarpose.skeleton import flip_pose
-from epipolarpose.training.refiner import RefinerTrainConfig, VirtualCameras, fit_error_model, train_refiner
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -49,11 +55,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", type=Path, default=HERE.parent / "runs" / "learning_full")
     ap.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
-    ap.add_argument("--gain", choices=("full", "independent"), default="full",
-                    help="pose-dependent error model, or bias + covariance + flips only")  # fmt: skip
+    ap.add_argument(
+        "--gain",
+        choices=("full", "independent"),
+        default="full",
+        help="pose-dependent error model, or bias + covariance + flips only",
+    )
     ap.add_argument("--heavy-tails", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--elevation", nargs=2, type=float, metavar=("LO", "HI"), default=None,
-                    help="virtual camera elevation range (deg); default: matched to the validation views")  # fmt: skip
+    ap.add_argument(
+        "--elevation",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        default=None,
+        help="virtual camera elevation range (deg); default: matched to the validation views",
+    )
     ap.add_argument("--cameras-per-pose", type=int, default=4)
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--hidden", type=int, default=1024)
@@ -82,10 +98,13 @@ def main() -> None:
         world = np.concatenate([world, flip_pose(world, axis=0)])
 
     dep = args.gain == "full"
-    em = fit_error_model(vp, vg, pose_dependent=dep, heavy_tails=args.heavy_tails)
     gt_val_abs = np.load(args.work / "self_val_gt.npz")["poses3d"]
-    cams = (VirtualCameras(elevation=tuple(args.elevation)) if args.elevation is not None
-            else VirtualCameras.matching(gt_val_abs))  # fmt: skip
+    options = ErrorFitOptions(
+        pose_dependent=dep, heavy_tails=args.heavy_tails, match_cameras=args.elevation is None
+    )
+    source = fitted_error_source(vp, vg, options, view_poses=gt_val_abs)
+    em = source.model
+    cams = VirtualCameras(elevation=tuple(args.elevation)) if args.elevation is not None else source.cameras
     rng = np.random.default_rng(0)
     v = cams.view(world[::10], rng)
     out: dict = {
@@ -97,20 +116,35 @@ def main() -> None:
         "sample_mpjpe_virtual": mpjpe(em.sample(v, rng), v),
         "sample_mpjpe_val": mpjpe(em.sample(vg, rng), vg),
     }
-    cfg = RefinerTrainConfig(epochs=args.epochs, cameras=cams, cameras_per_pose=args.cameras_per_pose,
-                             hidden=args.hidden, dropout=args.dropout, seed=args.seed)  # fmt: skip
+    cfg = RefinerTrainConfig(
+        epochs=args.epochs,
+        cameras=cams,
+        cameras_per_pose=args.cameras_per_pose,
+        hidden=args.hidden,
+        dropout=args.dropout,
+        seed=args.seed,
+    )
     t = time.time()
     refiner, _ = train_refiner(world, em, cfg, progress=False)
     out["train_s"] = round(time.time() - t, 1)
     for name, (p, g) in {"val": (vp, vg), "test": (tp, tg)}.items():
         r = refiner.refine(p)
-        out[name] = {"before": mpjpe(p, g), "after": mpjpe(r, g), "red": 1 - mpjpe(r, g) / mpjpe(p, g),
-                     "pss_before": pss.score(p, g), "pss_after": pss.score(r, g)}  # fmt: skip
+        out[name] = {
+            "before": mpjpe(p, g),
+            "after": mpjpe(r, g),
+            "red": 1 - mpjpe(r, g) / mpjpe(p, g),
+            "pss_before": pss.score(p, g),
+            "pss_after": pss.score(r, g),
+        }
     rs = np.random.default_rng(5)
     for name, g in {"val": vg, "test": tg}.items():
         p = em.sample(g, rs)
         r = refiner.refine(p)
-        out[name + "_synthetic"] = {"before": mpjpe(p, g), "after": mpjpe(r, g), "red": 1 - mpjpe(r, g) / mpjpe(p, g)}
+        out[name + "_synthetic"] = {
+            "before": mpjpe(p, g),
+            "after": mpjpe(r, g),
+            "red": 1 - mpjpe(r, g) / mpjpe(p, g),
+        }
     text = json.dumps(out, indent=1)
     print(text)
     if args.out is not None:

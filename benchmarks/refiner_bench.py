@@ -41,20 +41,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from epipolarpose.formats import read_poses3d
 from epipolarpose.metrics import mpjpe, p_mpjpe
 from epipolarpose.mocap import list_shared_clips, load_clips
-from epipolarpose.skeleton import PARENTS
-from epipolarpose.training.refiner import (
+from epipolarpose.refiner import (
+    ErrorFitOptions,
     ErrorModel,
     RefinerTrainConfig,
     VirtualCameras,
     fit_error_model,
+    fitted_error_source,
     flip_limbs,
     limb_flip_eligible,
-    read_poses3d,
     subtree_matrix,
     train_refiner,
 )
+from epipolarpose.skeleton import PARENTS
 
 REPO = Path(__file__).resolve().parents[1]
 #: E|e| of an isotropic 3D Gaussian with unit std per coordinate: 2 sqrt(2 / pi).
@@ -164,7 +166,6 @@ def main() -> None:
         test_gt = cams.view(np.repeat(test_world, 2, axis=0), rng)
         test_pred = simulated_network(test_gt, rng)
     train_world, train_names, _ = load_clips(train_clips, fps=args.fps)
-    train_cams = VirtualCameras.matching(val_gt) if args.cameras == "match" else VirtualCameras()
     t_data = time.time() - t0
 
     try:
@@ -177,22 +178,28 @@ def main() -> None:
     except ImportError:
         pss_model = None
 
-    fitted = fit_error_model(val_pred, val_gt, align_scale=args.align_scale)
+    source = fitted_error_source(
+        val_pred, val_gt, ErrorFitOptions(align_scale=args.align_scale, match_cameras=args.cameras == "match")
+    )
+    fitted, train_cams = source.model, source.cameras
     independent = fit_error_model(
         val_pred, val_gt, align_scale=args.align_scale, pose_dependent=False, heavy_tails=False
     )
     val_mpjpe = mpjpe(val_pred, val_gt)
     sigma = val_mpjpe / GAUSS_MEAN_NORM
     gaussian = ErrorModel.gaussian(sigma, reference_scale=fitted.reference_scale)
+
     def transfer(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         """How much of a split's error the fitted model's mean error (bias + pose-dependent term)
         explains, and the RMS of what is left (mm, per coordinate, root-relative)."""
         e = (pred - pred[:, :1]) - (gt - gt[:, :1])
         left = e - fitted.expected_error(gt - gt[:, :1])
         var = np.mean((e - e.mean(0)) ** 2)
-        return {"explained": round(1 - float(np.mean((left - left.mean(0)) ** 2)) / var, 4),
-                "error_rms": round(float(np.sqrt(np.mean(e**2))), 2),
-                "left_rms": round(float(np.sqrt(np.mean(left**2))), 2)}  # fmt: skip
+        return {
+            "explained": round(1 - float(np.mean((left - left.mean(0)) ** 2)) / var, 4),
+            "error_rms": round(float(np.sqrt(np.mean(e**2))), 2),
+            "left_rms": round(float(np.sqrt(np.mean(left**2))), 2),
+        }
 
     result: dict = {
         "mode": "real" if real else "proxy (simulated network)",

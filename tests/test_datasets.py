@@ -91,8 +91,15 @@ def test_h36m_bad_input(tmp_path, rng) -> None:
     np.savez(tmp_path / "S9/Walking-2/annot.npz", **{"pose/2d": np.zeros((2, 32, 2)), "frame": np.arange(2)})
     with pytest.raises(InputError, match="annot.npz: missing key 'pose/3d'"):
         H36M(tmp_path, subjects=["S9"])
-    np.savez(tmp_path / "S9/Walking-2/annot.npz", **{"pose/2d": np.zeros((1, 32, 2)), "pose/3d": np.ones((1, 32, 3)),
-                                                      "frame": [1], "camera": [54138969]})  # fmt: skip
+    np.savez(
+        tmp_path / "S9/Walking-2/annot.npz",
+        **{
+            "pose/2d": np.zeros((1, 32, 2)),
+            "pose/3d": np.ones((1, 32, 3)),
+            "frame": [1],
+            "camera": [54138969],
+        },
+    )
     with pytest.raises(InputError, match=r"image folder .*Walking-2/imageSequence/54138969 is missing"):
         H36M(tmp_path, subjects=["S9"])
 
@@ -111,10 +118,16 @@ def _write_mpi(root, rng, seq="TS1", n=6, valid=(1, 0, 1, 1, 0, 1)):
     to_mat = lambda a: a[:, None].transpose()  # (n, 17, d) -> (d, 17, 1, n)  # noqa: E731
     sdir = root / seq
     (sdir / "imageSequence").mkdir(parents=True)
-    scipy.io.savemat(sdir / "annot_data.mat", {
-        "annot2": to_mat(mpi2), "annot3": to_mat(mpi3), "univ_annot3": to_mat(univ),
-        "valid_frame": np.array(valid, float)[None], "activity_annotation": np.array([1, 1, 2, 2, 7, 7.0])[None],
-    })  # fmt: skip
+    scipy.io.savemat(
+        sdir / "annot_data.mat",
+        {
+            "annot2": to_mat(mpi2),
+            "annot3": to_mat(mpi3),
+            "univ_annot3": to_mat(univ),
+            "valid_frame": np.array(valid, float)[None],
+            "activity_annotation": np.array([1, 1, 2, 2, 7, 7.0])[None],
+        },
+    )
     return mpi2, mpi3, univ
 
 

@@ -134,8 +134,18 @@ def test_cli_detect_import_trims_and_reports_bad_views(tmp_path, rng):
     r = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "q.npz"), "--strict"])
     assert r.exit_code == 2 and "different frame counts" in r.output and not (tmp_path / "q.npz").exists()
     _coco_file(tmp_path / "blind.json", rng.uniform(0, 100, (10, 17, 2)), visible=False)
-    r = CliRunner().invoke(app, ["detect", str(tmp_path / "left.json"), str(tmp_path / "blind.json"),
-                                 "--detector", "import", "-o", str(tmp_path / "r.npz")])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "detect",
+            str(tmp_path / "left.json"),
+            str(tmp_path / "blind.json"),
+            "--detector",
+            "import",
+            "-o",
+            str(tmp_path / "r.npz"),
+        ],
+    )
     assert r.exit_code == 2 and "'blind'" in r.output and "never detected" in r.output
     assert not (tmp_path / "r.npz").exists()
     (tmp_path / "empty.mp4").write_bytes(b"")

@@ -37,8 +37,17 @@ def test_poses2d_round_trip_exact_keys(rng, tmp_path):
     path = tmp_path / "poses2d.npz"
     p.save(path)
     with np.load(path) as z:
-        assert set(z.files) == {"keypoints", "scores", "image_size", "camera_names", "joint_names",
-                                "K", "dist", "fps", "corrupted"}  # fmt: skip
+        assert set(z.files) == {
+            "keypoints",
+            "scores",
+            "image_size",
+            "camera_names",
+            "joint_names",
+            "K",
+            "dist",
+            "fps",
+            "corrupted",
+        }
         assert z["keypoints"].dtype == np.float32 and z["keypoints"].shape == (C, F, J, 2)
         assert z["scores"].dtype == np.float32 and z["scores"].shape == (C, F, J)
         assert np.issubdtype(z["image_size"].dtype, np.integer) and z["image_size"].shape == (C, 2)
@@ -55,8 +64,12 @@ def test_poses2d_round_trip_exact_keys(rng, tmp_path):
 
 def test_poses2d_optional_keys_default(rng, tmp_path):
     path = tmp_path / "min.npz"
-    np.savez(path, keypoints=np.zeros((2, 3, 17, 2), np.float32), scores=np.ones((2, 3, 17), np.float32),
-             image_size=np.array([[640, 480], [640, 480]]))  # fmt: skip
+    np.savez(
+        path,
+        keypoints=np.zeros((2, 3, 17, 2), np.float32),
+        scores=np.ones((2, 3, 17), np.float32),
+        image_size=np.array([[640, 480], [640, 480]]),
+    )
     q = Poses2D.load(path)
     assert q.camera_names == ["cam0", "cam1"] and q.joint_names == list(H36M_JOINTS)
     assert q.K is None and q.dist is None and q.fps is None

@@ -37,8 +37,13 @@ def peaked(model: PoseNet) -> PoseNet:
 
 # --------------------------------------------------------------------------- torchvision naming
 def _bn(prefix: str, c: int) -> dict[str, tuple]:
-    return {f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
-            f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()}  # fmt: skip
+    return {
+        f"{prefix}.weight": (c,),
+        f"{prefix}.bias": (c,),
+        f"{prefix}.running_mean": (c,),
+        f"{prefix}.running_var": (c,),
+        f"{prefix}.num_batches_tracked": (),
+    }
 
 
 def torchvision_resnet_keys(name: str) -> dict[str, tuple]:
@@ -81,12 +86,19 @@ def test_resnet_state_dict_matches_torchvision_names(name: str, count: int) -> N
     assert ours == expected
     # a few entries spelled out by hand
     spot = {
-        "resnet18": {"layer2.0.downsample.0.weight": (128, 64, 1, 1), "layer4.1.conv2.weight": (512, 512, 3, 3),
-                     "fc.weight": (1000, 512)},
-        "resnet50": {"layer1.0.conv3.weight": (256, 64, 1, 1), "layer3.5.bn3.running_var": (1024,),
-                     "layer4.0.conv2.weight": (512, 512, 3, 3), "layer4.0.downsample.0.weight": (2048, 1024, 1, 1),
-                     "fc.weight": (1000, 2048)},
-    }[name]  # fmt: skip
+        "resnet18": {
+            "layer2.0.downsample.0.weight": (128, 64, 1, 1),
+            "layer4.1.conv2.weight": (512, 512, 3, 3),
+            "fc.weight": (1000, 512),
+        },
+        "resnet50": {
+            "layer1.0.conv3.weight": (256, 64, 1, 1),
+            "layer3.5.bn3.running_var": (1024,),
+            "layer4.0.conv2.weight": (512, 512, 3, 3),
+            "layer4.0.downsample.0.weight": (2048, 1024, 1, 1),
+            "fc.weight": (1000, 2048),
+        },
+    }[name]
     for k, shape in spot.items():
         assert ours[k] == shape
 
@@ -178,11 +190,17 @@ def test_pixel_conversion_round_trip(rng) -> None:
     [
         PoseNetConfig(backbone="resnet18", input_size=64, depth_bins=16, deconv_channels=32),
         PoseNetConfig(backbone="resnet34", input_size=64, depth_bins=4, deconv_channels=16, deconv_kernel=3),
-        PoseNetConfig(backbone="resnet50", input_size=64, depth_bins=8, deconv_channels=16, deconv_layers=2,
-                      deconv_kernel=2),
+        PoseNetConfig(
+            backbone="resnet50",
+            input_size=64,
+            depth_bins=8,
+            deconv_channels=16,
+            deconv_layers=2,
+            deconv_kernel=2,
+        ),
         PoseNetConfig(backbone="resnet18", input_size=96, depth_bins=1, deconv_channels=16, num_joints=5),
     ],
-)  # fmt: skip
+)
 def test_output_shapes(cfg: PoseNetConfig) -> None:
     model = PoseNet(cfg).eval()
     with torch.no_grad():
@@ -200,8 +218,15 @@ def test_output_shapes(cfg: PoseNetConfig) -> None:
 
 def test_presets() -> None:
     paper = PoseNetConfig.paper()
-    assert (paper.backbone, paper.input_size, paper.depth_bins, paper.deconv_layers, paper.deconv_channels,
-            paper.deconv_kernel, paper.heatmap_size) == ("resnet50", 256, 64, 3, 256, 4, 64)  # fmt: skip
+    assert (
+        paper.backbone,
+        paper.input_size,
+        paper.depth_bins,
+        paper.deconv_layers,
+        paper.deconv_channels,
+        paper.deconv_kernel,
+        paper.heatmap_size,
+    ) == ("resnet50", 256, 64, 3, 256, 4, 64)
     small = PoseNetConfig.cpu_small()
     assert small.backbone == "resnet18" and small.input_size <= 128
     assert PoseNetConfig.from_dict(small.to_dict()) == small
@@ -262,8 +287,15 @@ def test_lightning_checkpoint_loads(tmp_path) -> None:
     model = PoseNet(TINY)
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     state["teacher.final_layer.weight"] = torch.zeros(3)  # other sub-modules are ignored
-    torch.save({"epoch": 2, "global_step": 40, "state_dict": state,
-                "hyper_parameters": {"model_config": TINY.to_dict(), "lr": 1e-3}}, tmp_path / "last.ckpt")  # fmt: skip
+    torch.save(
+        {
+            "epoch": 2,
+            "global_step": 40,
+            "state_dict": state,
+            "hyper_parameters": {"model_config": TINY.to_dict(), "lr": 1e-3},
+        },
+        tmp_path / "last.ckpt",
+    )
     loaded, cfg, meta = load_model(tmp_path / "last.ckpt")
     assert cfg == TINY and meta["lightning"] and meta["global_step"] == 40
     torch.testing.assert_close(loaded.final_layer.weight, model.final_layer.weight)

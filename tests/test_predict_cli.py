@@ -95,7 +95,7 @@ def test_predict_bad_input(ckpt, tmp_path) -> None:
 
 
 def test_predict_with_refiner(ckpt, tmp_path, rng) -> None:
-    from epipolarpose.models.refiner import Refiner, load_refiner
+    from epipolarpose.refiner import Refiner, load_refiner
 
     torch.manual_seed(0)
     refiner = Refiner(hidden=32)
@@ -108,8 +108,18 @@ def test_predict_with_refiner(ckpt, tmp_path, rng) -> None:
     expected = load_refiner(tmp_path / "r.pt").refine(p["poses3d_unrefined"])
     np.testing.assert_allclose(p["poses3d"], expected, atol=1e-6)
     assert np.abs(p["poses3d"] - p["poses3d_unrefined"]).max() > 1e-4
-    res = runner.invoke(app, ["predict", str(ckpt), str(tmp_path / "x.png"), "-o", str(tmp_path / "q.npz"),
-                              "--refiner", str(tmp_path / "x.png")])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "predict",
+            str(ckpt),
+            str(tmp_path / "x.png"),
+            "-o",
+            str(tmp_path / "q.npz"),
+            "--refiner",
+            str(tmp_path / "x.png"),
+        ],
+    )
     assert res.exit_code == 2 and "not a readable refiner checkpoint" in res.output
     assert not (tmp_path / "q.npz").exists()
 
@@ -135,7 +145,9 @@ def test_predict_clips_writes_a_split_that_evaluate_scores(ckpt, tmp_path, cmu_b
     assert P.shape == (4, len(poses), 17, 3) and np.isfinite(P).all()
     G = rig.world_to_camera(poses)
     np.testing.assert_allclose(P[..., 0, 2], G[..., 0, 2], rtol=1e-5)  # the paper's protocol: GT root depth
-    res = runner.invoke(app, ["evaluate", str(out), str(tmp_path / "preds_gt.npz"), "-o", str(tmp_path / "m.json")])
+    res = runner.invoke(
+        app, ["evaluate", str(out), str(tmp_path / "preds_gt.npz"), "-o", str(tmp_path / "m.json")]
+    )
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["summary"]["mpjpe"] == pytest.approx(mpjpe(P.reshape(-1, 17, 3), G.reshape(-1, 17, 3)), rel=1e-4)

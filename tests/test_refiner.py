@@ -11,21 +11,21 @@ from typer.testing import CliRunner
 from epipolarpose.cli import app
 from epipolarpose.errors import InputError
 from epipolarpose.metrics import mpjpe
-from epipolarpose.models.refiner import Refiner, load_refiner
-from epipolarpose.skeleton import bone_lengths
-from epipolarpose.training.refiner import (
-    LIMB_BONES,
+from epipolarpose.refiner import (
     ErrorModel,
+    Refiner,
     RefinerTrainConfig,
     VirtualCameras,
     detect_limb_flips,
     fit_error_model,
     flip_limbs,
     limb_flip_eligible,
+    load_refiner,
     make_pairs,
     refiner_loss,
     train_refiner,
 )
+from epipolarpose.skeleton import LIMB_BONES, bone_lengths
 
 torch.set_num_threads(1)
 
@@ -260,7 +260,10 @@ def test_fit_pose_dependent_and_heavy_tailed_errors(rng, tmp_path):
     slope = np.dot(e[:, 1:].reshape(-1), u) / np.dot(u, u)
     assert slope == pytest.approx(lam - 1, abs=0.03)
     norms = lambda x: np.linalg.norm((x - x.mean(0)).reshape(len(x), -1), axis=1)  # noqa: E731
-    true_res, samp_res = norms(pred - center - lam * (clean - center)), norms(e - (lam - 1) * (clean - center))
+    true_res, samp_res = (
+        norms(pred - center - lam * (clean - center)),
+        norms(e - (lam - 1) * (clean - center)),
+    )
     q = [0.5, 0.9, 0.99]
     np.testing.assert_allclose(np.quantile(samp_res, q), np.quantile(true_res, q), rtol=0.12)
     # the mean error it predicts is the shrinkage itself
@@ -319,7 +322,9 @@ def test_matching_cameras_reads_elevation_and_distance(mocap_split):
         cams = VirtualCameras.matching(seen + depth[:, None, None] * np.array([0, 0, 1.0]))
         centre = 0.5 * (cams.elevation[0] + cams.elevation[1])
         assert centre == pytest.approx(0.5 * (lo + hi), abs=3.0), cams.elevation
-        assert cams.elevation[0] < lo and cams.elevation[1] > hi and cams.elevation[1] - cams.elevation[0] < 30
+        assert (
+            cams.elevation[0] < lo and cams.elevation[1] > hi and cams.elevation[1] - cams.elevation[0] < 30
+        )
         np.testing.assert_allclose(cams.distance, (4075, 5425), rtol=0.03)
     # root-relative poses carry no distance: the default range is kept
     assert VirtualCameras.matching(seen).distance == VirtualCameras().distance
@@ -366,10 +371,9 @@ def test_cli_fit_errors_from_predict_clips_files(tmp_path, shared):
     """`refine train --fit-errors` reads the two files `predict --clips` writes (predictions per
     camera, ground truth in the world with its rig) and lines them up camera by camera: the fitted
     raw MPJPE is the known noise, and the cameras are matched to the rig's views."""
-    from epipolarpose.formats import GroundTruth
+    from epipolarpose.formats import GroundTruth, read_camera_poses
     from epipolarpose.mocap import list_shared_clips, load_clips
     from epipolarpose.synthetic import default_rig
-    from epipolarpose.training.refiner import read_camera_poses
 
     clips = list_shared_clips(shared, "test")[:2]
     world, clip, _ = load_clips(clips, fps=5)
@@ -383,11 +387,30 @@ def test_cli_fit_errors_from_predict_clips_files(tmp_path, shared):
     GroundTruth(world.astype(np.float32), clip, rig).save(tmp_path / "val_gt.npz")
     gt, gt_clip = read_camera_poses(tmp_path / "val_gt.npz")
     assert gt.shape == (cam.shape[0] * cam.shape[1], 17, 3) and gt_clip[: len(clip)].tolist() == clip.tolist()
-    res = CliRunner().invoke(app, [
-        "refine", "train", "--mocap", str(clips[0]), "-o", str(tmp_path / "r.ckpt"), "--epochs", "1",
-        "--hidden", "32", "--cameras-per-pose", "1", "--device", "cpu", "--save-error-model", str(tmp_path / "em.json"),
-        "--fit-errors", str(tmp_path / "val.npz"), str(tmp_path / "val_gt.npz"),
-    ])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "refine",
+            "train",
+            "--mocap",
+            str(clips[0]),
+            "-o",
+            str(tmp_path / "r.ckpt"),
+            "--epochs",
+            "1",
+            "--hidden",
+            "32",
+            "--cameras-per-pose",
+            "1",
+            "--device",
+            "cpu",
+            "--save-error-model",
+            str(tmp_path / "em.json"),
+            "--fit-errors",
+            str(tmp_path / "val.npz"),
+            str(tmp_path / "val_gt.npz"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     em = ErrorModel.load(tmp_path / "em.json")
     expected = np.linalg.norm(noise[..., 1:, :], axis=-1).sum() / noise[..., 0].size
@@ -396,10 +419,20 @@ def test_cli_fit_errors_from_predict_clips_files(tmp_path, shared):
     assert 0 < cams["elevation"][0] < 15 < cams["elevation"][1] < 35  # H36M cameras look down 10-16 deg
     assert "matched to the ground truth" in res.output
     np.savez(tmp_path / "bad.npz", joints=cam)
-    res = CliRunner().invoke(app, [
-        "refine", "train", "--mocap", str(clips[0]), "-o", str(tmp_path / "x.ckpt"),
-        "--fit-errors", str(tmp_path / "bad.npz"), str(tmp_path / "val_gt.npz"),
-    ])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "refine",
+            "train",
+            "--mocap",
+            str(clips[0]),
+            "-o",
+            str(tmp_path / "x.ckpt"),
+            "--fit-errors",
+            str(tmp_path / "bad.npz"),
+            str(tmp_path / "val_gt.npz"),
+        ],
+    )
     assert res.exit_code == 2 and "needs poses3d (N, J, 3), poses3d_camera" in res.output
     assert not (tmp_path / "x.ckpt").exists()
 
@@ -415,10 +448,33 @@ def test_cli_train_apply_and_bad_input(tmp_path, shared, rng):
     np.savez(tmp_path / "pred.npz", poses3d=noisy.astype(np.float32), frame=np.arange(len(noisy)))
     np.savez(tmp_path / "gt.npz", poses3d=clean)
     ckpt = tmp_path / "r.ckpt"
-    args = ["refine", "train", "--mocap", str(clips[0]), "--mocap", str(clips[1]), "-o", str(ckpt),
-            "--epochs", "1", "--hidden", "32", "--device", "cpu"]  # fmt: skip
-    res = runner.invoke(app, args + ["--fit-errors", str(tmp_path / "pred.npz"), str(tmp_path / "gt.npz"),
-                                     "--save-error-model", str(tmp_path / "em.json")])  # fmt: skip
+    args = [
+        "refine",
+        "train",
+        "--mocap",
+        str(clips[0]),
+        "--mocap",
+        str(clips[1]),
+        "-o",
+        str(ckpt),
+        "--epochs",
+        "1",
+        "--hidden",
+        "32",
+        "--device",
+        "cpu",
+    ]
+    res = runner.invoke(
+        app,
+        args
+        + [
+            "--fit-errors",
+            str(tmp_path / "pred.npz"),
+            str(tmp_path / "gt.npz"),
+            "--save-error-model",
+            str(tmp_path / "em.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert load_refiner(ckpt).meta["error_model"]["kind"] == "fitted"
     assert ErrorModel.load(tmp_path / "em.json").info["num_poses"] == len(noisy)
@@ -441,13 +497,29 @@ def test_cli_train_apply_and_bad_input(tmp_path, shared, rng):
     np.savez(tmp_path / "j16.npz", poses3d=noisy[:, :16])
     bad = tmp_path / "bad.npz"
     cases = [
-        (["refine", "apply", str(ckpt), str(tmp_path / "nokey.npz"), "-o", str(bad)], "missing key 'poses3d'"),
+        (
+            ["refine", "apply", str(ckpt), str(tmp_path / "nokey.npz"), "-o", str(bad)],
+            "missing key 'poses3d'",
+        ),
         (["refine", "apply", str(ckpt), str(tmp_path / "j16.npz"), "-o", str(bad)], "expected (?, 17, 3)"),
-        (["refine", "apply", str(tmp_path / "none.ckpt"), str(tmp_path / "pred.npz"), "-o", str(bad)], "does not exist"),
-        (["refine", "apply", str(tmp_path / "gt.npz"), str(tmp_path / "pred.npz"), "-o", str(bad)], "refiner checkpoint"),
-        (args[:-6] + ["-o", str(bad), "--gaussian", "20", "--error-model", str(tmp_path / "em.json")], "choose one"),
-        (args[:-6] + ["-o", str(bad), "--fit-errors", str(tmp_path / "pred.npz"), str(tmp_path / "j16.npz")], "differ in shape"),
-    ]  # fmt: skip
+        (
+            ["refine", "apply", str(tmp_path / "none.ckpt"), str(tmp_path / "pred.npz"), "-o", str(bad)],
+            "does not exist",
+        ),
+        (
+            ["refine", "apply", str(tmp_path / "gt.npz"), str(tmp_path / "pred.npz"), "-o", str(bad)],
+            "refiner checkpoint",
+        ),
+        (
+            args[:-6] + ["-o", str(bad), "--gaussian", "20", "--error-model", str(tmp_path / "em.json")],
+            "choose one",
+        ),
+        (
+            args[:-6]
+            + ["-o", str(bad), "--fit-errors", str(tmp_path / "pred.npz"), str(tmp_path / "j16.npz")],
+            "differ in shape",
+        ),
+    ]
     for argv, message in cases:
         res = runner.invoke(app, argv)
         assert res.exit_code == 2, (argv, res.output)

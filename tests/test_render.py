@@ -37,7 +37,9 @@ def test_same_seed_same_image_other_seed_other_image(poses, rig_s9):
     ds = MultiViewDataset(MultiViewFrames(poses, ["x"] * len(poses), rig_s9), cfg, seed=1)
     assert np.array_equal(ds[2]["images"].numpy(), ds[2]["images"].numpy())
     ds.set_epoch(1)  # new augmentations every epoch
-    assert not np.array_equal(ds[2]["images"].numpy(), MultiViewDataset(ds.frames, cfg, seed=1)[2]["images"].numpy())
+    assert not np.array_equal(
+        ds[2]["images"].numpy(), MultiViewDataset(ds.frames, cfg, seed=1)[2]["images"].numpy()
+    )
 
 
 def test_silhouette_covers_every_projected_joint(poses, rig_s9):

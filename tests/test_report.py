@@ -96,16 +96,43 @@ def test_videos_detect_sync_label_report(tmp_path, rig_s9, cmu_bvh):
         del cam["R"], cam["t"]
     (tmp_path / "K.json").write_text(json.dumps(rig_json))
     runner = CliRunner()
-    r = runner.invoke(app, ["detect", *map(str, jsons), "--detector", "import", "--intrinsics",
-                            str(tmp_path / "K.json"), "--fps", "30", "-o", str(tmp_path / "poses2d.npz")])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "detect",
+            *map(str, jsons),
+            "--detector",
+            "import",
+            "--intrinsics",
+            str(tmp_path / "K.json"),
+            "--fps",
+            "30",
+            "-o",
+            str(tmp_path / "poses2d.npz"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     p2d = Poses2D.load(tmp_path / "poses2d.npz")
     names = [c.name for c in rig]
     assert p2d.camera_names == names
     # label --sync auto: offsets estimated, rig self-calibrated from the re-aligned tracks
-    r = runner.invoke(app, ["label", str(tmp_path / "poses2d.npz"), "--sync", "auto", "--max-offset", "10",
-                            "--intrinsics", str(tmp_path / "K.json"), "-o", str(tmp_path / "labels.npz"),
-                            "--rig-out", str(tmp_path / "rig.json")])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "label",
+            str(tmp_path / "poses2d.npz"),
+            "--sync",
+            "auto",
+            "--max-offset",
+            "10",
+            "--intrinsics",
+            str(tmp_path / "K.json"),
+            "-o",
+            str(tmp_path / "labels.npz"),
+            "--rig-out",
+            str(tmp_path / "rig.json"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert Labels.load(tmp_path / "labels.npz").extra["offsets"].tolist() == list(offs)
     est = Rig.load(tmp_path / "rig.json")
@@ -117,9 +144,20 @@ def test_videos_detect_sync_label_report(tmp_path, rig_s9, cmu_bvh):
             angle = np.degrees(np.arccos(np.clip((np.trace(R_est @ R_true.T) - 1) / 2, -1, 1)))
             assert angle < 2, (i, j, angle)
     out = tmp_path / "report"
-    r = runner.invoke(app, ["report", str(tmp_path / "labels.npz"), "--rig", str(tmp_path / "rig.json"),
-                            "--poses2d", str(tmp_path / "poses2d.npz"), *sum([["--videos", str(v)] for v in videos], []),
-                            "-o", str(out)])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "report",
+            str(tmp_path / "labels.npz"),
+            "--rig",
+            str(tmp_path / "rig.json"),
+            "--poses2d",
+            str(tmp_path / "poses2d.npz"),
+            *sum([["--videos", str(v)] for v in videos], []),
+            "-o",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     html = _check_html(out / "index.html")
     assert re.search(r"\+5", html) and re.search(r"-4", html)  # offsets shown per camera

@@ -180,9 +180,26 @@ def test_cli_writes_both_files_with_exact_keys(tmp_path, cmu_bvh, bandai_bvh, ri
     out = tmp_path / "run"
     res = CliRunner().invoke(
         app,
-        ["synth", "--bvh", str(bandai_bvh), "--bvh", str(cmu_bvh), "--rig", str(rig_s9_path), "-o", str(out),
-         "--fps", "25", "--time-offsets", "0,3,-2,5", "--frames", "300", "--seed", "7"],
-    )  # fmt: skip
+        [
+            "synth",
+            "--bvh",
+            str(bandai_bvh),
+            "--bvh",
+            str(cmu_bvh),
+            "--rig",
+            str(rig_s9_path),
+            "-o",
+            str(out),
+            "--fps",
+            "25",
+            "--time-offsets",
+            "0,3,-2,5",
+            "--frames",
+            "300",
+            "--seed",
+            "7",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "300 frames" in res.output and "54138969" in res.output
     with np.load(out / "poses2d.npz") as z:
@@ -210,8 +227,22 @@ def test_cli_writes_both_files_with_exact_keys(tmp_path, cmu_bvh, bandai_bvh, ri
 
 def test_cli_default_clip_no_intrinsics_and_score_ranges(tmp_path):
     out = tmp_path / "d"
-    args = ["synth", "-o", str(out), "--frames", "100", "--no-intrinsics", "--sigma", "0",
-            "--outliers", "0.3", "--clean-scores", "0.9,0.95", "--corrupted-scores", "0.2,0.3"]  # fmt: skip
+    args = [
+        "synth",
+        "-o",
+        str(out),
+        "--frames",
+        "100",
+        "--no-intrinsics",
+        "--sigma",
+        "0",
+        "--outliers",
+        "0.3",
+        "--clean-scores",
+        "0.9,0.95",
+        "--corrupted-scores",
+        "0.2,0.3",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     with np.load(out / "poses2d.npz") as z:

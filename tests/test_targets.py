@@ -34,8 +34,9 @@ def test_targets_are_scale_invariant(rig_s9, rng):
     ref, mask = make_targets(Xc, K, dist, A, 64)
     assert mask.all()
     for s in (1e-3, 0.37, 1.0, 42.0, 1e4):
-        np.testing.assert_allclose(pose_to_crop_pixels(s * Xc, K, dist, A), pose_to_crop_pixels(Xc, K, dist, A),
-                                   rtol=1e-9, atol=1e-9)  # fmt: skip
+        np.testing.assert_allclose(
+            pose_to_crop_pixels(s * Xc, K, dist, A), pose_to_crop_pixels(Xc, K, dist, A), rtol=1e-9, atol=1e-9
+        )
         t, m = make_targets(s * Xc, K, dist, A, 64)
         np.testing.assert_allclose(t, ref, atol=1e-6)
         assert (m == mask).all()

@@ -75,8 +75,18 @@ def test_optimisation_steps_reduce_the_loss_on_a_fixed_batch(frames):
 
 
 def _options(tmp: Path, clips: list[Path], rig: Path, **kw) -> TrainOptions:
-    base = dict(supervision="full", out=tmp, clips=clips, rig=rig, config="tiny", fps=2, batch_size=8,
-                progress=False, checkpoint_every=1000, log_every=1)  # fmt: skip
+    base = dict(
+        supervision="full",
+        out=tmp,
+        clips=clips,
+        rig=rig,
+        config="tiny",
+        fps=2,
+        batch_size=8,
+        progress=False,
+        checkpoint_every=1000,
+        log_every=1,
+    )
     base.update(kw)
     return TrainOptions(**base)
 
@@ -99,7 +109,7 @@ def test_resume_continues_the_step_count(tmp_path, rig_s9_path):
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "logs/csv/version_1/metrics.csv").is_file()
 
 
-_DDP_SCRIPT = r'''
+_DDP_SCRIPT = r"""
 import os, sys, torch, numpy as np, lightning as L
 from epipolarpose.camera import Rig
 from epipolarpose.mocap import load_mocap
@@ -126,7 +136,7 @@ trainer.fit(module, make_loader(ds, 1, shuffle=True))
 rank = trainer.global_rank
 torch.save({"init": init, "final": dict(module.model.named_parameters()), "seen": seen,
             "world": trainer.world_size}, os.path.join(out, f"rank{rank}.pt"))
-'''
+"""
 
 
 def _free_port() -> int:
@@ -139,8 +149,17 @@ def test_two_process_ddp_all_reduces_gradients(tmp_path, rig_s9_path):
     script = tmp_path / "ddp.py"
     script.write_text(_DDP_SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           str(script), str(tmp_path), str(BUNDLED), str(rig_s9_path)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        str(script),
+        str(tmp_path),
+        str(BUNDLED),
+        str(rig_s9_path),
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
     assert res.returncode == 0, res.stderr[-3000:]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
@@ -164,8 +183,25 @@ def test_cli_labels_with_wrong_counts(tmp_path, rig_s9_path):
     lab = Labels(np.ones((F, 17, 3)), np.ones((C, F, 17, 3)), np.ones((F, 17), bool), np.zeros((C, F, 17)))
     lab.save(tmp_path / "labels.npz")
     out = tmp_path / "run"
-    r = _cli(["train", "--supervision", "self", "--out", str(out), "--labels", str(tmp_path / "labels.npz"),
-              "--clips", str(BUNDLED), "--rig", str(rig_s9_path), "--config", "tiny", "--fps", "2"])  # fmt: skip
+    r = _cli(
+        [
+            "train",
+            "--supervision",
+            "self",
+            "--out",
+            str(out),
+            "--labels",
+            str(tmp_path / "labels.npz"),
+            "--clips",
+            str(BUNDLED),
+            "--rig",
+            str(rig_s9_path),
+            "--config",
+            "tiny",
+            "--fps",
+            "2",
+        ]
+    )
     assert r.exit_code == 2, r.output
     assert "error:" in r.output and "4 cameras x 3 frames" in r.output and "Traceback" not in r.output
     assert not (out / "model.pt").exists()
@@ -173,8 +209,21 @@ def test_cli_labels_with_wrong_counts(tmp_path, rig_s9_path):
 
 def test_cli_empty_split(tmp_path, rig_s9_path):
     (tmp_path / "empty").mkdir()
-    r = _cli(["train", "--supervision", "full", "--out", str(tmp_path / "run"), "--clips", str(tmp_path / "empty"),
-              "--rig", str(rig_s9_path), "--config", "tiny"])  # fmt: skip
+    r = _cli(
+        [
+            "train",
+            "--supervision",
+            "full",
+            "--out",
+            str(tmp_path / "run"),
+            "--clips",
+            str(tmp_path / "empty"),
+            "--rig",
+            str(rig_s9_path),
+            "--config",
+            "tiny",
+        ]
+    )
     assert r.exit_code == 2 and "split is empty" in r.output
     assert not (tmp_path / "run").exists()
 
@@ -183,15 +232,45 @@ def test_cli_checkpoint_from_another_configuration(tmp_path, rig_s9_path):
     from epipolarpose.models import PoseNet, save_checkpoint
 
     save_checkpoint(tmp_path / "other.pt", PoseNet(MICRO))  # 32 px net; --config tiny is 64 px
-    r = _cli(["train", "--supervision", "full", "--out", str(tmp_path / "run"), "--clips", str(BUNDLED),
-              "--rig", str(rig_s9_path), "--config", "tiny", "--init-2d", str(tmp_path / "other.pt")])  # fmt: skip
+    r = _cli(
+        [
+            "train",
+            "--supervision",
+            "full",
+            "--out",
+            str(tmp_path / "run"),
+            "--clips",
+            str(BUNDLED),
+            "--rig",
+            str(rig_s9_path),
+            "--config",
+            "tiny",
+            "--init-2d",
+            str(tmp_path / "other.pt"),
+        ]
+    )
     assert r.exit_code == 2 and "another configuration" in r.output and "input_size" in r.output
     assert not (tmp_path / "run" / "model.pt").exists()
     # resuming a run of another configuration is refused as well
     run = tmp_path / "run2"
     train(_options(run, [BUNDLED], rig_s9_path, max_steps=1))
-    r = _cli(["train", "--supervision", "2d", "--out", str(run), "--clips", str(BUNDLED),
-              "--rig", str(rig_s9_path), "--config", "tiny", "--fps", "2"])  # fmt: skip
+    r = _cli(
+        [
+            "train",
+            "--supervision",
+            "2d",
+            "--out",
+            str(run),
+            "--clips",
+            str(BUNDLED),
+            "--rig",
+            str(rig_s9_path),
+            "--config",
+            "tiny",
+            "--fps",
+            "2",
+        ]
+    )
     assert r.exit_code == 2 and "cannot resume" in r.output
 
 
@@ -203,8 +282,13 @@ def test_online_targets_triangulate_the_frozen_detections(tmp_path, frames, rig_
     from epipolarpose.models import PoseNet, save_checkpoint
 
     save_checkpoint(tmp_path / "net2d.pt", PoseNet(replace(MICRO, depth_bins=1)))
-    module = PoseModule(MICRO.to_dict(), "rt", online=True, detector_ckpt=str(tmp_path / "net2d.pt"),
-                        label_rig_json=rig_s9.to_json())  # fmt: skip
+    module = PoseModule(
+        MICRO.to_dict(),
+        "rt",
+        online=True,
+        detector_ckpt=str(tmp_path / "net2d.pt"),
+        label_rig_json=rig_s9.to_json(),
+    )
     ds = MultiViewDataset(frames, RenderConfig(size=MICRO.input_size), "full", seed=0)
     batch = next(iter(make_loader(ds, 3, shuffle=False)))
 

@@ -25,26 +25,46 @@ import csv
 import io
 import json
 import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .camera import Camera, Rig
-from .formats import Labels
+from .errors import InputError
+from .formats import Labels, default_joint_names
 from .io import atomic_path, save_text
-from .skeleton import H36M_JOINTS
+
+__all__ = [
+    "FORMATS",
+    "RIG_FORMATS",
+    "export_csv",
+    "export_json",
+    "export_labels_file",
+    "export_poses",
+    "export_rig",
+    "export_rig_file",
+    "export_rig_toml",
+    "export_rig_yaml",
+    "export_trc",
+    "labels_rig",
+    "read_rig_yaml",
+    "read_trc",
+]
 
 FORMATS = ("csv", "json", "trc")
 RIG_FORMATS = ("opencv-yaml", "toml")
 
 
 def _joint_names(labels: Labels) -> list[str]:
+    """The labels' ``joint_names`` when they fit, else :func:`~epipolarpose.formats.default_joint_names`."""
     names = labels.extra.get("joint_names")
     J = labels.poses3d_world.shape[1]
     if names is not None and len(names) == J:
         return [str(n) for n in names]
-    return list(H36M_JOINTS) if J == len(H36M_JOINTS) else [f"joint{j}" for j in range(J)]
+    return default_joint_names(J)
 
 
 def _times(labels: Labels, fps: float | None) -> np.ndarray:
@@ -148,6 +168,47 @@ def export_poses(
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
+def labels_rig(labels: Labels, rig: str | os.PathLike | None = None, *, source: str = "labels") -> Rig | None:
+    """The rig of ``labels``: the rig.json ``rig``, else the one stored in the labels
+    (``rig_json``, as ``epipolarpose label`` writes), else None. ``source`` names the labels in errors."""
+    if rig is not None:
+        return Rig.load(rig)
+    if "rig_json" in labels.extra:
+        return Rig.from_json(str(labels.extra["rig_json"]), source=f"{source}:rig_json")
+    return None
+
+
+def export_labels_file(
+    labels_path: str | os.PathLike,
+    path: str | os.PathLike,
+    fmt: str,
+    *,
+    fps: float | None = None,
+    rig: str | os.PathLike | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Export ``labels.npz`` in ``fmt`` (``epipolarpose export``).
+
+    Args:
+        labels_path: the labels.npz.
+        path: the file to write.
+        fmt: one of :data:`FORMATS`.
+        fps: frame rate (default: the labels' ``fps``, else unknown; TRC then uses 30).
+        rig: rig.json giving the units (default: the rig stored in the labels, else mm).
+        warn: receives warnings (a TRC of a non-mm rig); default :func:`warnings.warn`.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    labels = Labels.load(labels_path)
+    r = labels_rig(labels, rig, source=str(labels_path))
+    units = r.units if r is not None else "mm"
+    if fps is None and "fps" in labels.extra:
+        fps = float(labels.extra["fps"])
+    if units != "mm" and fmt == "trc":
+        (warn or warnings.warn)(f"rig units are {units!r}; TRC values keep that scale (labelled m)")
+    export_poses(labels, path, fmt, fps=fps, units=units)
+
+
 # --- rigs ------------------------------------------------------------------------------------
 def export_rig_yaml(rig: Rig, path: str | os.PathLike) -> None:
     """OpenCV FileStorage YAML (``cv2.FileStorage(path, cv2.FILE_STORAGE_READ)`` reads it back)."""
@@ -234,3 +295,10 @@ def export_rig(rig: Rig, path: str | os.PathLike, fmt: str) -> None:
         export_rig_toml(rig, path)
     else:
         raise ValueError(f"unknown rig format {fmt!r}; choose one of {', '.join(RIG_FORMATS)}")
+
+
+def export_rig_file(rig_path: str | os.PathLike, path: str | os.PathLike, fmt: str) -> None:
+    """Export the rig.json ``rig_path`` in ``fmt`` (one of :data:`RIG_FORMATS`; ``epipolarpose export-rig``)."""
+    if fmt not in RIG_FORMATS:
+        raise InputError(f"--format must be one of {', '.join(RIG_FORMATS)}, got {fmt!r}")
+    export_rig(Rig.load(rig_path), path, fmt)

@@ -1,14 +1,42 @@
-"""The interchange files of ``docs/formats.md``: ``poses2d.npz``, ``labels.npz`` and ``gt.npz``.
+"""The interchange files of ``docs/formats.md``: ``poses2d.npz``, ``labels.npz``, ``gt.npz`` and
+the 3D pose files of ``predict`` and ``refine``.
 
 Readers validate key names, dtypes and shapes and raise :class:`~epipolarpose.errors.InputError`
 naming the file and key; writers are atomic. ``rig.json`` lives in :mod:`epipolarpose.camera`.
-Notation: ``C`` cameras, ``F`` frames, ``J`` joints.
+Notation: ``C`` cameras, ``F`` frames, ``J`` joints, ``N`` poses.
+
+3D pose keys and the one precedence rule of every pose reader
+-------------------------------------------------------------
+
+A file holds 3D poses under one or more of three keys:
+
+* ``poses3d`` (N, J, 3): a flat set of poses, in the frame its writer used (``predict`` on
+  images and ``refine apply`` write camera-frame poses here);
+* ``poses3d_camera`` (C, F, J, 3): the poses in every camera's frame (``labels.npz``,
+  ``predict --clips``);
+* ``poses3d_world`` (F, J, 3): the poses in the rig's world frame (``labels.npz``, ``gt.npz``),
+  taken into camera frames with the file's ``rig_json``.
+
+A reader asks for a frame and takes the **first key of that frame's precedence list that the
+file holds** (:func:`pose_key`):
+
+* camera frame (:func:`read_camera_poses`, error-model fitting): :data:`CAMERA_POSE_KEYS`,
+  ``poses3d`` > ``poses3d_camera`` > ``poses3d_world`` (the last one only with ``rig_json``);
+* as stored (the ground truth and the world-frame predictions of
+  :mod:`epipolarpose.evaluation`): :data:`WORLD_POSE_KEYS`, ``poses3d_world`` > ``poses3d``.
+  Evaluation compares ``poses3d_camera`` first when the ground truth has a rig (its matching
+  rule is in :mod:`epipolarpose.evaluation`).
+
+The two lists disagree on ``poses3d`` vs ``poses3d_world`` on purpose: a camera-frame reader
+prefers the flat poses its own tools wrote in the camera frame, a world reader the explicitly
+world-frame key. :func:`read_poses3d` reads one named key (``poses3d`` by default).
 """
 
 from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +48,29 @@ from .errors import InputError
 from .io import save_npz
 from .skeleton import H36M_JOINTS
 
+__all__ = [
+    "CAMERA_POSE_KEYS",
+    "WORLD_POSE_KEYS",
+    "GroundTruth",
+    "Labels",
+    "Poses2D",
+    "check_shape",
+    "default_joint_names",
+    "open_npz",
+    "pose_key",
+    "read_camera_poses",
+    "read_poses3d",
+    "require_key",
+]
 
-def _open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+#: Camera-frame pose readers: the first of these keys present wins (``poses3d_world`` needs ``rig_json``).
+CAMERA_POSE_KEYS: tuple[str, ...] = ("poses3d", "poses3d_camera", "poses3d_world")
+#: As-stored (world-frame) pose readers: the first of these keys present wins.
+WORLD_POSE_KEYS: tuple[str, ...] = ("poses3d_world", "poses3d")
+
+
+def open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of an npz file (no pickles); :class:`InputError` for a missing or broken file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -32,14 +81,16 @@ def _open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: not a readable .npz file ({e})") from None
 
 
-def _require(d: dict[str, np.ndarray], key: str, src: str) -> np.ndarray:
+def require_key(d: Mapping[str, np.ndarray], key: str, src: str) -> np.ndarray:
+    """``d[key]``, or :class:`InputError` naming ``src``, the key and the keys found."""
     if key not in d:
         raise InputError(f"{src}: missing key {key!r} (found: {', '.join(sorted(d)) or 'none'})")
     return d[key]
 
 
-def _check_shape(a: np.ndarray, shape: tuple, key: str, src: str) -> None:
-    """``shape`` entries of None match any size."""
+def check_shape(a: np.ndarray, shape: tuple[int | None, ...], key: str, src: str) -> None:
+    """:class:`InputError` naming ``src`` and ``key`` unless ``a`` has ``shape`` (None entries
+    match any size)."""
     ok = a.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, a.shape))
     if not ok:
         want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
@@ -101,12 +152,12 @@ class Poses2D:
 
     def validate(self, src: str = "poses2d") -> None:
         """Raise :class:`InputError` if shapes are inconsistent."""
-        _check_shape(self.keypoints, (None, None, None, 2), "keypoints", src)
+        check_shape(self.keypoints, (None, None, None, 2), "keypoints", src)
         C, F, J, _ = self.keypoints.shape
         if C == 0 or F == 0 or J == 0:
             raise InputError(f"{src}: 'keypoints' is empty, shape {self.keypoints.shape}")
-        _check_shape(self.scores, (C, F, J), "scores", src)
-        _check_shape(self.image_size, (C, 2), "image_size", src)
+        check_shape(self.scores, (C, F, J), "scores", src)
+        check_shape(self.image_size, (C, 2), "image_size", src)
         if np.any(self.image_size <= 0):
             raise InputError(f"{src}: 'image_size' must be positive (width, height) per camera")
         if len(self.camera_names) != C:
@@ -115,12 +166,12 @@ class Poses2D:
             raise InputError(f"{src}: 'joint_names' has {len(self.joint_names)} names for {J} joints")
         if self.K is not None:
             self.K = np.asarray(self.K, dtype=np.float64)
-            _check_shape(self.K, (C, 3, 3), "K", src)
+            check_shape(self.K, (C, 3, 3), "K", src)
             if not np.all(np.isfinite(self.K)):
                 raise InputError(f"{src}: 'K' contains NaN or inf")
         if self.dist is not None:
             self.dist = np.asarray(self.dist, dtype=np.float64)
-            _check_shape(self.dist, (C, 5), "dist", src)
+            check_shape(self.dist, (C, 5), "dist", src)
         if np.any(np.isinf(self.keypoints)):
             raise InputError(f"{src}: 'keypoints' contains inf (use NaN for missing joints)")
         if np.any(np.isnan(self.scores)):
@@ -133,11 +184,11 @@ class Poses2D:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Poses2D:
         src = str(path)
-        d = _open_npz(path)
-        kp = _require(d, "keypoints", src)
-        sc = _require(d, "scores", src)
-        size = _require(d, "image_size", src)
-        _check_shape(kp, (None, None, None, 2), "keypoints", src)
+        d = open_npz(path)
+        kp = require_key(d, "keypoints", src)
+        sc = require_key(d, "scores", src)
+        size = require_key(d, "image_size", src)
+        check_shape(kp, (None, None, None, 2), "keypoints", src)
         known = {"keypoints", "scores", "image_size", "camera_names", "joint_names", "K", "dist", "fps"}
         try:
             out = cls(
@@ -205,19 +256,19 @@ class Labels:
         self.validate()
 
     def validate(self, src: str = "labels") -> None:
-        _check_shape(self.poses3d_world, (None, None, 3), "poses3d_world", src)
+        check_shape(self.poses3d_world, (None, None, 3), "poses3d_world", src)
         F, J, _ = self.poses3d_world.shape
-        _check_shape(self.poses3d_camera, (None, F, J, 3), "poses3d_camera", src)
+        check_shape(self.poses3d_camera, (None, F, J, 3), "poses3d_camera", src)
         C = self.poses3d_camera.shape[0]
-        _check_shape(self.valid, (F, J), "valid", src)
-        _check_shape(self.reprojection_error, (C, F, J), "reprojection_error", src)
+        check_shape(self.valid, (F, J), "valid", src)
+        check_shape(self.reprojection_error, (C, F, J), "reprojection_error", src)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Labels:
         src = str(path)
-        d = _open_npz(path)
+        d = open_npz(path)
         keys = ("poses3d_world", "poses3d_camera", "valid", "reprojection_error")
-        arrays = {k: _require(d, k, src) for k in keys}
+        arrays = {k: require_key(d, k, src) for k in keys}
         try:
             return cls(**arrays, extra={k: v for k, v in d.items() if k not in keys})
         except InputError as e:
@@ -253,14 +304,14 @@ class GroundTruth:
     def __post_init__(self) -> None:
         self.poses3d_world = np.asarray(self.poses3d_world, dtype=np.float32)
         self.clip = np.asarray(self.clip).astype(str)
-        _check_shape(self.poses3d_world, (None, None, 3), "poses3d_world", "gt")
-        _check_shape(self.clip, (self.poses3d_world.shape[0],), "clip", "gt")
+        check_shape(self.poses3d_world, (None, None, 3), "poses3d_world", "gt")
+        check_shape(self.clip, (self.poses3d_world.shape[0],), "clip", "gt")
 
     @classmethod
     def load(cls, path: str | os.PathLike, allow_nan: bool = False) -> GroundTruth:
         src = str(path)
-        d = _open_npz(path)
-        poses = _require(d, "poses3d_world", src)
+        d = open_npz(path)
+        poses = require_key(d, "poses3d_world", src)
         clip = d.get("clip", np.array(["clip"] * (poses.shape[0] if poses.ndim else 0)))
         rig = None
         if "rig_json" in d:
@@ -284,3 +335,75 @@ class GroundTruth:
         if self.rig is not None:
             arrays["rig_json"] = np.array(self.rig.to_json())
         save_npz(path, **arrays)
+
+
+def pose_key(arrays: Mapping[str, np.ndarray], keys: Sequence[str]) -> str | None:
+    """The first of ``keys`` (a precedence list, see the module docstring) that ``arrays`` holds."""
+    return next((k for k in keys if k in arrays), None)
+
+
+def read_poses3d(
+    path: str | os.PathLike, key: str = "poses3d", num_joints: int | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Read ``key`` (N, J, 3) from an npz (dtype kept) and every array of the file.
+
+    Raises :class:`InputError` naming the file and key for a missing key, a wrong shape, or a joint
+    count different from ``num_joints``. NaN joints are allowed (the refiner passes such poses
+    through unchanged).
+    """
+    arrays = open_npz(path)
+    poses = require_key(arrays, key, str(path))
+    check_shape(poses, (None, num_joints, 3), key, str(path))
+    if not np.issubdtype(poses.dtype, np.floating):
+        raise InputError(f"{path}: key {key!r} must hold floats, got {poses.dtype}")
+    return poses, arrays
+
+
+def read_camera_poses(
+    path: str | os.PathLike, num_joints: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Camera-frame 3D poses (for fitting an error model) from any of the project's files.
+
+    Takes the first of :data:`CAMERA_POSE_KEYS` the file holds:
+
+    * ``poses3d`` (N, J, 3): poses already flattened (``refine apply`` input and output);
+    * ``poses3d_camera`` (C, F, J, 3): ``epipolarpose predict --clips`` predictions;
+    * ``poses3d_world`` (F, J, 3) with ``rig_json``: a ``gt.npz`` (``synth`` or ``predict
+      --clips``), taken into every camera's frame.
+
+    Returns:
+        ``(poses (N, J, 3) float64, clip (N,) str or None)``, camera-major (camera 0's frames
+        first) for the last two layouts, so a prediction file and its ground truth line up.
+    """
+    arrays = open_npz(path)
+    src = str(path)
+    J = num_joints
+    key = pose_key(arrays, CAMERA_POSE_KEYS if "rig_json" in arrays else CAMERA_POSE_KEYS[:2])
+    if key == "poses3d":
+        poses = arrays["poses3d"]
+        check_shape(poses, (None, J, 3), "poses3d", src)
+        clip = arrays.get("clip")
+        clip = np.asarray(clip).astype(str) if clip is not None and clip.shape == poses.shape[:1] else None
+    elif key == "poses3d_camera":
+        cam = arrays["poses3d_camera"]
+        check_shape(cam, (None, None, J, 3), "poses3d_camera", src)
+        poses, clip = cam.reshape(-1, *cam.shape[2:]), None
+    elif key == "poses3d_world":
+        world = arrays["poses3d_world"]
+        check_shape(world, (None, J, 3), "poses3d_world", src)
+        rig = Rig.from_json(str(arrays["rig_json"]), source=f"{src}:rig_json")
+        cam = rig.world_to_camera(world)  # (C, F, J, 3)
+        poses = cam.reshape(-1, *cam.shape[2:])
+        clip = arrays.get("clip")
+        if clip is not None and len(clip) == len(world):
+            clip = np.tile(np.asarray(clip).astype(str), len(rig))
+        else:
+            clip = None
+    else:
+        raise InputError(
+            f"{src}: needs poses3d (N, J, 3), poses3d_camera (C, F, J, 3) or poses3d_world with rig_json "
+            f"(found: {', '.join(sorted(arrays)) or 'none'})"
+        )
+    if not np.issubdtype(poses.dtype, np.floating):
+        raise InputError(f"{src}: the 3D poses must be floats, got {poses.dtype}")
+    return np.asarray(poses, dtype=np.float64), clip

@@ -20,6 +20,7 @@ import hashlib
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -448,3 +449,34 @@ def load_clips(
     poses = np.concatenate([m.poses for m in motions])
     clip = np.concatenate([np.full(m.num_frames, m.name) for m in motions])
     return poses, clip, motions[0].fps
+
+
+def expand_bvh_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files and folders (searched recursively for ``*.bvh``) -> sorted BVH file list."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.rglob("*.bvh"))
+            if not found:
+                raise InputError(f"no .bvh files under {p}")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"motion capture path {p} does not exist")
+    if not out:
+        raise InputError("no motion capture given")
+    return out
+
+
+def load_mocap_poses(
+    paths: Sequence[str | os.PathLike], fps: float | None = 10.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load BVH files/folders (:func:`expand_bvh_paths`) with :func:`load_clips`.
+
+    Returns:
+        ``(poses (N, 17, 3) mm world z-up, clip name per pose (N,))``. ``fps`` resamples every clip
+        (consecutive mocap frames are nearly identical; 10 fps keeps the variety, not the bulk).
+    """
+    poses, clip, _ = load_clips(expand_bvh_paths(paths), fps=fps)
+    return poses, clip

@@ -218,10 +218,10 @@ class PSSModel:
     @classmethod
     def load(cls, path: str | os.PathLike) -> PSSModel:
         """Read and validate a file written by :meth:`save`."""
-        from .formats import _open_npz
+        from .formats import open_npz
 
         path = Path(path)
-        d = _open_npz(path)
+        d = open_npz(path)
         for key in ("centroids", "k", "joint_names", "normalization"):
             if key not in d:
                 raise InputError(f"{path}: not a PSS centroid file (missing key {key!r})")

@@ -33,6 +33,8 @@ from .camera import Rig
 from .errors import InputError
 from .formats import Labels, Poses2D
 
+__all__ = ["quality_warnings", "report_labels_file", "write_report"]
+
 
 def _nanmedian(a, axis=None):
     with warnings.catch_warnings():
@@ -115,6 +117,7 @@ def _overlay_tiles(
     labels: Labels,
     rig: Rig,
     k: int,
+    *,
     poses2d: Poses2D | None,
     videos: Sequence[Path] | None,
     tile_w: int = 320,
@@ -166,6 +169,7 @@ def write_report(
     labels: Labels,
     rig: Rig,
     out_dir: str | os.PathLike,
+    *,
     poses2d: Poses2D | None = None,
     videos: Sequence[str | os.PathLike] | None = None,
     num_samples: int = 3,
@@ -213,7 +217,7 @@ def write_report(
         plt.close(fig)
         overlays = []
         for i, k in enumerate(_sample_frames(labels, num_samples)):
-            img = _overlay_tiles(labels, rig, int(k), poses2d, videos)
+            img = _overlay_tiles(labels, rig, int(k), poses2d=poses2d, videos=videos)
             name = f"overlay_{i}.png"
             if not cv2.imwrite(str(tmp / name), img):
                 raise InputError(f"cannot write {tmp / name}")
@@ -273,3 +277,35 @@ def write_report(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir / "index.html"
+
+
+def report_labels_file(
+    labels_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    rig: str | os.PathLike | None = None,
+    poses2d: str | os.PathLike | None = None,
+    videos: Sequence[str | os.PathLike] | None = None,
+    num_samples: int = 3,
+) -> Path:
+    """:func:`write_report` of the files ``epipolarpose report`` takes; returns ``index.html``.
+
+    Args:
+        labels_path: labels.npz.
+        out_dir: report folder.
+        rig: rig.json of the labels (default: the rig stored in labels.npz).
+        poses2d: poses2d.npz drawn on the overlays.
+        videos: one video/image folder per camera for the overlays.
+        num_samples: number of overlay frames.
+    """
+    from .exports import labels_rig
+
+    labels = Labels.load(labels_path)
+    r = labels_rig(labels, rig, source=str(labels_path))
+    if r is None:
+        raise InputError(f"{labels_path}: holds no rig; pass --rig rig.json")
+    p2d = Poses2D.load(poses2d) if poses2d is not None else None
+    for v in videos or []:
+        if not Path(v).exists():
+            raise InputError(f"{v}: no such video or folder")
+    return write_report(labels, r, out_dir, poses2d=p2d, videos=videos, num_samples=num_samples)

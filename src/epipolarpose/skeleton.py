@@ -44,6 +44,20 @@ PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15], dty
 #: Bones as (parent, child) pairs, shape (16, 2).
 BONES = np.array([(int(p), j) for j, p in enumerate(PARENTS) if p >= 0], dtype=np.int64)
 
+#: Limb bones (parent, child) whose depth a monocular network can flip: R/L upper arm, forearm,
+#: thigh, shin, shape (8, 2); names in :data:`LIMB_BONE_NAMES`.
+LIMB_BONES = np.array([(14, 15), (15, 16), (11, 12), (12, 13), (1, 2), (2, 3), (4, 5), (5, 6)], dtype=np.int64)
+LIMB_BONE_NAMES: tuple[str, ...] = (
+    "RUpperArm",
+    "RForearm",
+    "LUpperArm",
+    "LForearm",
+    "RThigh",
+    "RShin",
+    "LThigh",
+    "LShin",
+)
+
 #: Left/right joint pairs (left, right).
 LEFT_RIGHT_PAIRS: tuple[tuple[int, int], ...] = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
 LEFT_JOINTS = np.array([left for left, _ in LEFT_RIGHT_PAIRS], dtype=np.int64)

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .camera import Rig  # noqa: E402
+from .formats import default_joint_names  # noqa: E402
 from .io import atomic_path  # noqa: E402
 from .skeleton import BONES, H36M_JOINTS, JOINT_SIDE  # noqa: E402
 
@@ -75,6 +76,7 @@ def _frustum(cam, depth: float) -> np.ndarray:
 
 def plot_rig(
     rigs: Rig | Sequence[Rig],
+    *,
     labels: Sequence[str] | None = None,
     pose: np.ndarray | None = None,
     ax=None,
@@ -132,6 +134,7 @@ def plot_rig(
 
 def plot_poses3d(
     poses: np.ndarray,
+    *,
     labels: Sequence[str] | None = None,
     colors: Sequence[str] | None = None,
     ax=None,
@@ -172,6 +175,7 @@ def draw_pose2d(
     image: np.ndarray,
     keypoints: np.ndarray,
     scores: np.ndarray | None = None,
+    *,
     color: tuple[int, int, int] | None = None,
     thickness: int = 2,
     min_score: float = 0.0,
@@ -223,10 +227,12 @@ def plot_reprojection_errors(
     e = np.asarray(reprojection_error, float)
     C, F, J = e.shape
     names = list(camera_names) if camera_names is not None else [f"cam{c}" for c in range(C)]
-    jn = list(H36M_JOINTS) if J == len(H36M_JOINTS) else [f"j{j}" for j in range(J)]
+    jn = default_joint_names(J)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [max(C, 2), J]})
-    for ax, flat, lab in ((axes[0], e.transpose(0, 1, 2).reshape(C, -1), names),
-                          (axes[1], e.transpose(2, 0, 1).reshape(J, -1), jn)):  # fmt: skip
+    for ax, flat, lab in (
+        (axes[0], e.transpose(0, 1, 2).reshape(C, -1), names),
+        (axes[1], e.transpose(2, 0, 1).reshape(J, -1), jn),
+    ):
         with np.errstate(all="ignore"):
             import warnings
 
@@ -236,8 +242,15 @@ def plot_reprojection_errors(
                 p90 = np.nanpercentile(flat, 90, axis=1)
         x = np.arange(len(lab))
         ax.bar(x, np.nan_to_num(med), color="tab:blue", label="median")
-        ax.errorbar(x, np.nan_to_num(med), yerr=[np.zeros_like(med), np.nan_to_num(p90 - med)],
-                    fmt="none", ecolor="k", capsize=3, label="90th percentile")  # fmt: skip
+        ax.errorbar(
+            x,
+            np.nan_to_num(med),
+            yerr=[np.zeros_like(med), np.nan_to_num(p90 - med)],
+            fmt="none",
+            ecolor="k",
+            capsize=3,
+            label="90th percentile",
+        )
         tilt = len(lab) > 6 or max(len(n) for n in lab) > 5
         ax.set_xticks(x, lab, rotation=45 if tilt else 0, ha="right" if tilt else "center")
         ax.set_ylabel("reprojection error (px)")
@@ -252,6 +265,7 @@ def plot_reprojection_errors(
 def animate_poses3d(
     poses: np.ndarray,
     path: str | os.PathLike,
+    *,
     fps: float = 10.0,
     max_frames: int = 60,
     title: str | None = None,

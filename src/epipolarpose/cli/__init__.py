@@ -1,7 +1,9 @@
 """Command-line interface: ``epipolarpose --help`` lists every command.
 
-Each area registers its commands in its own module below; heavy imports (torch, matplotlib,
-video) happen inside the commands so that ``--help`` stays fast.
+Each area registers its commands in its own module below. A command parses its options, makes one
+library call and prints. Command bodies import the library modules they use (and so torch,
+matplotlib, OpenCV) lazily, inside the function: this is on purpose, so that ``epipolarpose --help``
+stays fast; library modules themselves import at the top except heavy optional packages.
 """
 
 from __future__ import annotations

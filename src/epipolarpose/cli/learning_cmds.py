@@ -18,38 +18,83 @@ _SUP_HELP = (
 @app.command()
 def train(
     supervision: str = typer.Option(..., "--supervision", "-s", help=_SUP_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: checkpoints/, logs/, model.pt, train_summary.json."),
-    clips: list[str] = typer.Option(
-        ["train"], "--clips", help="Training clips: BVH files, folders, or 'train'/'test' (the shared mocap split). Repeatable."
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder: checkpoints/, logs/, model.pt, train_summary.json."
     ),
-    max_clips: int = typer.Option(None, "--max-clips", help="Keep an evenly spaced subset of this many clips."),
-    rig: Path = typer.Option(None, "--rig", help="rig.json of the cameras that see the training clips (default: shared H36M S1)."),
-    val_clips: list[str] = typer.Option([], "--val-clips", help="Validation clips (same forms as --clips); logs val/mpjpe."),
-    labels: Path = typer.Option(None, "--labels", help="labels.npz pseudo-labels for self/rt (C and F must match the clips)."),
-    init_2d: Path = typer.Option(None, "--init-2d", help="Checkpoint of the 2D network: initialises the 3D one and detects the joints for self/rt."),
+    clips: list[str] = typer.Option(
+        ["train"],
+        "--clips",
+        help="Training clips: BVH files, folders, or 'train'/'test' (the shared mocap split). Repeatable.",
+    ),
+    max_clips: int = typer.Option(
+        None, "--max-clips", help="Keep an evenly spaced subset of this many clips."
+    ),
+    rig: Path = typer.Option(
+        None, "--rig", help="rig.json of the cameras that see the training clips (default: shared H36M S1)."
+    ),
+    val_clips: list[str] = typer.Option(
+        [], "--val-clips", help="Validation clips (same forms as --clips); logs val/mpjpe."
+    ),
+    labels: Path = typer.Option(
+        None, "--labels", help="labels.npz pseudo-labels for self/rt (C and F must match the clips)."
+    ),
+    init_2d: Path = typer.Option(
+        None,
+        "--init-2d",
+        help="Checkpoint of the 2D network: initialises the 3D one and detects the joints for self/rt.",
+    ),
     label_filter: float = typer.Option(
-        0.0, "--label-filter",
+        0.0,
+        "--label-filter",
         help="self/rt: ignore label joints whose mean reprojection error exceeds this many times the median "
         "(and 2 px); 0 (default) keeps every valid joint (filtering measured worse, see BENCHMARKS.md).",
     ),
-    online: bool = typer.Option(False, "--online", help="self/rt: triangulate the frozen 2D detections inside the training loop."),
-    label_rig: Path = typer.Option(None, "--label-rig", help="--online: rig.json to triangulate with (a self-calibrated one for self)."),
-    config: str = typer.Option("cpu-small", "--config", help="Network: cpu-small (ResNet-18, 128 px), paper (ResNet-50, 256 px) or tiny."),
+    online: bool = typer.Option(
+        False, "--online", help="self/rt: triangulate the frozen 2D detections inside the training loop."
+    ),
+    label_rig: Path = typer.Option(
+        None, "--label-rig", help="--online: rig.json to triangulate with (a self-calibrated one for self)."
+    ),
+    config: str = typer.Option(
+        "cpu-small",
+        "--config",
+        help="Network: cpu-small (ResNet-18, 128 px), paper (ResNet-50, 256 px) or tiny.",
+    ),
     fps: float = typer.Option(10.0, "--fps", help="Resample the clips to this frame rate."),
-    epochs: int = typer.Option(None, "--epochs", help="Number of epochs (default 10 unless --max-steps is given)."),
-    max_steps: int = typer.Option(-1, "--max-steps", help="Stop after this many optimiser steps (-1: no limit)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Images per step (rounded down to whole multi-view frames)."),
+    epochs: int = typer.Option(
+        None, "--epochs", help="Number of epochs (default 10 unless --max-steps is given)."
+    ),
+    max_steps: int = typer.Option(
+        -1, "--max-steps", help="Stop after this many optimiser steps (-1: no limit)."
+    ),
+    batch_size: int = typer.Option(
+        32, "--batch-size", help="Images per step (rounded down to whole multi-view frames)."
+    ),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (cosine-annealed)."),
-    devices: str = typer.Option("auto", "--devices", help="Lightning devices: auto, a count, or a list like 0,1."),
+    devices: str = typer.Option(
+        "auto", "--devices", help="Lightning devices: auto, a count, or a list like 0,1."
+    ),
     num_nodes: int = typer.Option(1, "--num-nodes", help="Number of nodes (multi-node DDP)."),
     strategy: str = typer.Option("auto", "--strategy", help="Lightning strategy: auto, ddp, ..."),
-    precision: str = typer.Option("32-true", "--precision", help="32-true, or 16-mixed / bf16-mixed on a GPU."),
+    precision: str = typer.Option(
+        "32-true", "--precision", help="32-true, or 16-mixed / bf16-mixed on a GPU."
+    ),
     accelerator: str = typer.Option("auto", "--accelerator", help="auto, cpu, gpu."),
     seed: int = typer.Option(0, "--seed", help="Seed of everything (rendering, initialisation, shuffling)."),
-    resume: Path = typer.Option(None, "--resume", help="Resume from this .ckpt (default: OUT/checkpoints/last.ckpt if present)."),
-    num_workers: int = typer.Option(0, "--num-workers", help="Data-loader worker processes rendering the images."),
-    checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Save OUT/checkpoints/last.ckpt every N steps."),
-    shared: Path = typer.Option(None, "--shared", help="Shared data folder for 'train'/'test' clips and the default rig (default $EPIPOLARPOSE_SHARED or ../shared)."),
+    resume: Path = typer.Option(
+        None, "--resume", help="Resume from this .ckpt (default: OUT/checkpoints/last.ckpt if present)."
+    ),
+    num_workers: int = typer.Option(
+        0, "--num-workers", help="Data-loader worker processes rendering the images."
+    ),
+    checkpoint_every: int = typer.Option(
+        200, "--checkpoint-every", help="Save OUT/checkpoints/last.ckpt every N steps."
+    ),
+    shared: Path = typer.Option(
+        None,
+        "--shared",
+        help="Shared data folder for 'train'/'test' clips and the default rig (default $EPIPOLARPOSE_SHARED or ../shared).",
+    ),
 ) -> None:
     """Train the pose network (2d, self-supervised, with known R/t, or fully supervised)."""
     from ..training.train import TrainOptions, default_shared, resolve_clips, summary_json

@@ -10,18 +10,6 @@ from ..errors import InputError
 from ._app import app
 
 
-def _resolve_device(device: str):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, not {device!r}")
-    return torch.device(device)
-
-
 def read_rgb(path: Path):
     """Read an image file as RGB uint8 (H, W, 3); :class:`InputError` naming the file if unreadable."""
     import cv2
@@ -32,12 +20,6 @@ def read_rgb(path: Path):
     if image is None:
         raise InputError(f"image {path} cannot be read (not an image OpenCV can decode)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _load_refiner(path: Path, device):
-    from ..models.refiner import load_refiner
-
-    return load_refiner(path, map_location=device)
 
 
 def write_overlays(directory: Path, names: list[str], images: list, poses2d, poses3d) -> None:
@@ -101,7 +83,7 @@ def predict(
         None, "--overlays", help="Folder for PNGs of each image with its 2D pose and a 3D plot."
     ),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N."),
 ) -> None:
     """Predict 3D and 2D poses from single person crops with a trained network.
 
@@ -112,19 +94,34 @@ def predict(
     import numpy as np
     from tqdm import tqdm
 
+    from ..device import resolve_device
+    from ..formats import default_joint_names
     from ..io import save_npz
     from ..models import load_model, predict_crops
+    from ..refiner import load_refiner
     from ..skeleton import H36M_JOINTS
 
     if output.suffix != ".npz":
         raise InputError(f"--output {output} must end in .npz")
     if bool(images) == bool(clips):
         raise InputError("give either IMAGES or --clips (a synthetic test split), not both or neither")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     model, config, _ = load_model(checkpoint, map_location=dev)
-    ref = _load_refiner(refiner, dev) if refiner is not None else None
+    ref = load_refiner(refiner, map_location=dev) if refiner is not None else None
     if clips:
-        _predict_clips(model, config, ref, clips, rig, fps, max_clips, output, gt_out, seed, batch_size)
+        _predict_clips(
+            model,
+            config,
+            ref,
+            clips=clips,
+            rig_path=rig,
+            fps=fps,
+            max_clips=max_clips,
+            output=output,
+            gt_out=gt_out,
+            seed=seed,
+            batch_size=batch_size,
+        )
         return
     if overlays is not None and config.num_joints != len(H36M_JOINTS):
         raise InputError(
@@ -147,16 +144,14 @@ def predict(
     if ref is not None:
         out["poses3d_unrefined"] = out["poses3d"]
         out["poses3d"] = np.asarray(ref.refine(out["poses3d"]), dtype=np.float32)
-    joint_names = (
-        list(H36M_JOINTS)
-        if config.num_joints == len(H36M_JOINTS)
-        else [f"j{i}" for i in range(config.num_joints)]
-    )
+    joint_names = default_joint_names(config.num_joints)
     save_npz(output, **out, image_paths=np.array([str(p) for p in images]), joint_names=np.array(joint_names))
     typer.echo(f"wrote {len(images)} predictions to {output}", err=True)
 
 
-def _predict_clips(model, config, ref, clips, rig_path, fps, max_clips, output, gt_out, seed, batch_size) -> None:
+def _predict_clips(
+    model, config, ref, *, clips, rig_path, fps, max_clips, output, gt_out, seed, batch_size
+) -> None:
     """``predict --clips``: render the split, predict every view, write preds + gt.npz."""
     import numpy as np
 
@@ -172,17 +167,31 @@ def _predict_clips(model, config, ref, clips, rig_path, fps, max_clips, output, 
     if not config.is_3d:
         raise InputError("--clips evaluates a 3D network; this checkpoint is a 2D network (depth_bins = 1)")
     rig = Rig.load(rig_path) if rig_path is not None else default_rig()
-    frames = MultiViewFrames.from_clips(resolve_clips(clips, max_clips=max_clips), rig, fps, what="--clips split")
-    dataset = MultiViewDataset(frames, eval_render_config(RenderConfig(size=config.input_size)), "full", seed=seed)
+    frames = MultiViewFrames.from_clips(
+        resolve_clips(clips, max_clips=max_clips), rig, fps, what="--clips split"
+    )
+    dataset = MultiViewDataset(
+        frames, eval_render_config(RenderConfig(size=config.input_size)), "full", seed=seed
+    )
     res = predict_dataset(model, dataset, frames_per_batch=max(1, batch_size // len(rig)), progress=True)
     cam = res["camera_mm"]  # (C, F, J, 3)
     out = {"poses3d_camera": cam.astype(np.float32)}
     if ref is not None:
         out["poses3d_camera_unrefined"] = out["poses3d_camera"]
-        out["poses3d_camera"] = np.asarray(ref.refine(cam.reshape(-1, *cam.shape[2:])), np.float32).reshape(cam.shape)
+        out["poses3d_camera"] = np.asarray(ref.refine(cam.reshape(-1, *cam.shape[2:])), np.float32).reshape(
+            cam.shape
+        )
     gt_path = gt_out or output.with_name(output.stem + "_gt.npz")
-    save_npz(output, **out, valid=np.ones(cam.shape[1:3], bool), units=np.array("mm"),
-             joint_names=np.array(H36M_JOINTS), rig_json=np.array(rig.to_json()))  # fmt: skip
+    save_npz(
+        output,
+        **out,
+        valid=np.ones(cam.shape[1:3], bool),
+        units=np.array("mm"),
+        joint_names=np.array(H36M_JOINTS),
+        rig_json=np.array(rig.to_json()),
+    )
     GroundTruth(frames.poses_world.astype(np.float32), frames.clip, rig).save(gt_path)
-    typer.echo(f"wrote {cam.shape[1]} frames x {cam.shape[0]} views to {output} and their ground truth to {gt_path}",
-               err=True)  # fmt: skip
+    typer.echo(
+        f"wrote {cam.shape[1]} frames x {cam.shape[0]} views to {output} and their ground truth to {gt_path}",
+        err=True,
+    )

@@ -7,15 +7,11 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InputError
 from ._app import sub_app
 
 refine_app = sub_app(
     "refine", "Refinement unit: clean 3D pose predictions with an MLP trained on motion capture."
 )
-
-#: Gaussian noise used when no error model is given (mm per coordinate).
-DEFAULT_SIGMA_MM = 40.0
 
 
 @refine_app.command("train")
@@ -70,7 +66,11 @@ def train(
     hidden: int = typer.Option(1024, "--hidden", min=8, help="Hidden width (1024 in the paper)."),
     blocks: int = typer.Option(2, "--blocks", min=1, help="Residual blocks (2 in the paper)."),
     dropout: float = typer.Option(
-        0.1, "--dropout", min=0.0, max=0.95, help="Dropout probability (the paper: 0.5; 0.1 measured better here)."
+        0.1,
+        "--dropout",
+        min=0.0,
+        max=0.95,
+        help="Dropout probability (the paper: 0.5; 0.1 measured better here).",
     ),
     batch_size: int = typer.Option(256, "--batch-size", min=2, help="Mini-batch size."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (decays x0.95 per epoch)."),
@@ -80,47 +80,23 @@ def train(
     """Train a refiner on motion capture through random cameras, corrupted by an error model."""
     import numpy as np
 
-    from ..training.refiner import (
-        ErrorModel,
-        RefinerTrainConfig,
-        VirtualCameras,
-        fit_error_model,
-        load_mocap_poses,
-        read_camera_poses,
-        train_refiner,
-    )
+    from ..mocap import load_mocap_poses
+    from ..refiner import ErrorFitOptions, RefinerTrainConfig, choose_error_source, train_refiner
 
-    cameras = VirtualCameras()
-    fit_pair = tuple(p for p in (fit_errors or ()) if p is not None)
-    given = [
-        n
-        for n, v in (("--error-model", error_model), ("--fit-errors", fit_pair), ("--gaussian", gaussian))
-        if v
-    ]
-    if len(given) > 1:
-        raise InputError(f"choose one error source, got {' and '.join(given)}")
-    if fit_pair:
-        pred, _ = read_camera_poses(fit_pair[0])
-        gt, _ = read_camera_poses(fit_pair[1])
-        if pred.shape != gt.shape:
-            raise InputError(
-                f"{fit_pair[0]} poses3d {pred.shape} and {fit_pair[1]} poses3d {gt.shape} differ in shape"
-            )
-        model_err = fit_error_model(
-            pred, gt, align_scale=align_scale, pose_dependent=pose_dependent, heavy_tails=heavy_tails
-        )
-        if match_cameras:
-            cameras = VirtualCameras.matching(gt)
-    elif error_model is not None:
-        model_err = ErrorModel.load(error_model)
-    else:
-        sigma = DEFAULT_SIGMA_MM if gaussian is None else gaussian
-        if gaussian is None:
-            typer.echo(
-                f"no error model given: Gaussian noise of {sigma:g} mm (use --fit-errors for a fitted one)",
-                err=True,
-            )
-        model_err = ErrorModel.gaussian(sigma)
+    source = choose_error_source(
+        error_model=error_model,
+        fit_errors=fit_errors,
+        gaussian=gaussian,
+        options=ErrorFitOptions(
+            align_scale=align_scale,
+            pose_dependent=pose_dependent,
+            heavy_tails=heavy_tails,
+            match_cameras=match_cameras,
+        ),
+    )
+    for note in source.notes:
+        typer.echo(note, err=True)
+    model_err, cameras = source.model, source.cameras
     poses, clips = load_mocap_poses(mocap, fps=fps)
     extra = ""
     if model_err.gain is not None:
@@ -136,7 +112,7 @@ def train(
     typer.echo(
         f"virtual cameras: elevation {cameras.elevation[0]:.0f} to {cameras.elevation[1]:.0f} deg, "
         f"distance {cameras.distance[0] / 1000:.1f} to {cameras.distance[1] / 1000:.1f} m"
-        + (" (matched to the ground truth)" if fit_pair and match_cameras else ""),
+        + (" (matched to the ground truth)" if source.cameras_matched else ""),
         err=True,
     )
     cfg = RefinerTrainConfig(
@@ -178,11 +154,12 @@ def apply(
     """Refine the poses3d of a predictions file; the raw poses are kept as poses3d_raw."""
     import numpy as np
 
+    from ..device import resolve_device
+    from ..formats import read_poses3d
     from ..io import save_npz
-    from ..models.refiner import load_refiner
-    from ..training.refiner import read_poses3d
+    from ..refiner import load_refiner
 
-    refiner = load_refiner(checkpoint, map_location=device)
+    refiner = load_refiner(checkpoint, map_location=resolve_device(device))
     poses, arrays = read_poses3d(predictions, num_joints=refiner.num_joints)
     finite = np.isfinite(poses).all((-1, -2))
     refined = refiner.refine(poses)

@@ -73,8 +73,10 @@ def read_annotation(path: Path) -> dict[str, np.ndarray]:
     try:
         import h5py
     except ImportError:
-        raise InputError(f"{path}: reading .h5 annotations needs h5py (pip install h5py), "
-                         "or convert it to annot.npz with the same keys") from None  # fmt: skip
+        raise InputError(
+            f"{path}: reading .h5 annotations needs h5py (pip install h5py), "
+            "or convert it to annot.npz with the same keys"
+        ) from None
     out: dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as f:
@@ -129,6 +131,7 @@ class H36M:
     def __init__(
         self,
         root: str | os.PathLike,
+        *,
         split: str = "test",
         subjects: Sequence[str] | None = None,
         every: int | None = None,
@@ -169,8 +172,15 @@ class H36M:
         self.frames = np.concatenate(parts["frame"])
         self.bbox = square_bbox(self.joints2d, margin)
 
-    def _read_sequence(self, seq: Path, subject: str, rig: Rig | None, every: int,
-                       keep_cams: set[str] | None, parts: dict[str, list]) -> None:  # fmt: skip
+    def _read_sequence(
+        self,
+        seq: Path,
+        subject: str,
+        rig: Rig | None,
+        every: int,
+        keep_cams: set[str] | None,
+        parts: dict[str, list],
+    ) -> None:
         annot_path = next((p for p in (seq / "annot.h5", seq / "annot.npz") if p.is_file()), None)
         if annot_path is None:
             raise InputError(f"{seq} has no annot.h5 or annot.npz")
@@ -237,8 +247,16 @@ class H36M:
         if not -len(self) <= i < len(self):
             raise IndexError(i)
         subject, cam = str(self.subjects[i]), str(self.camera_names[i])
-        return H36MSample(self.image_paths[i], self.bbox[i], self.joints2d[i], self.joints3d_camera[i],
-                          self.cameras[(subject, cam)], subject, str(self.sequences[i]), int(self.frames[i]))  # fmt: skip
+        return H36MSample(
+            self.image_paths[i],
+            self.bbox[i],
+            self.joints2d[i],
+            self.joints3d_camera[i],
+            self.cameras[(subject, cam)],
+            subject,
+            str(self.sequences[i]),
+            int(self.frames[i]),
+        )
 
     def __iter__(self) -> Iterator[H36MSample]:
         return (self[i] for i in range(len(self)))

@@ -46,10 +46,24 @@ ACTIVITIES: tuple[str, ...] = (
     "Misc.",
 )
 MPI17_JOINTS: tuple[str, ...] = (
-    "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "pelvis", "spine", "head",
-)  # fmt: skip
+    "head_top",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "pelvis",
+    "spine",
+    "head",
+)
 #: ``h36m = mpi[..., MPI17_TO_H36M, :]``
 MPI17_TO_H36M = np.array([14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4])
 #: Our (H36M-order) indices of the 14 joints the PCK/AUC protocol scores (not Hip, Spine, Neck/Nose).
@@ -167,9 +181,16 @@ class MPIINF3DHPTest:
     def __getitem__(self, i: int) -> MPIINF3DHPSample:
         if not -len(self) <= i < len(self):
             raise IndexError(i)
-        return MPIINF3DHPSample(self.image_paths[i], self.bbox[i], self.joints2d[i], self.joints3d_camera[i],
-                                self.joints3d_univ[i], int(self.activities[i]), str(self.sequence_names[i]),
-                                int(self.frames[i]))  # fmt: skip
+        return MPIINF3DHPSample(
+            self.image_paths[i],
+            self.bbox[i],
+            self.joints2d[i],
+            self.joints3d_camera[i],
+            self.joints3d_univ[i],
+            int(self.activities[i]),
+            str(self.sequence_names[i]),
+            int(self.frames[i]),
+        )
 
     def __iter__(self) -> Iterator[MPIINF3DHPSample]:
         return (self[i] for i in range(len(self)))
@@ -204,6 +225,7 @@ def pck_auc(
         activities = np.asarray(activities).reshape(-1)
         out["per_activity_pck"] = {
             ACTIVITIES[a - 1]: float(np.mean(err[activities == a] < threshold) * 100)
-            for a in np.unique(activities) if 1 <= a <= len(ACTIVITIES)
-        }  # fmt: skip
+            for a in np.unique(activities)
+            if 1 <= a <= len(ACTIVITIES)
+        }
     return out

@@ -15,18 +15,20 @@ from .base import Detector, select_track
 DETECTORS = ("mediapipe", "network")
 
 
-def get_detector(name: str, checkpoint: str | os.PathLike | None = None, **kwargs) -> Detector:
-    """A new detector by ``name`` (``"mediapipe"`` or ``"network"``, which needs ``checkpoint``)."""
+def get_detector(name: str, checkpoint: str | os.PathLike | None = None) -> Detector:
+    """A new detector by ``name`` (``"mediapipe"`` or ``"network"``, which needs ``checkpoint``),
+    with its default settings (build :class:`~.mediapipe.MediaPipeDetector` or
+    :class:`~.network.NetworkDetector` directly for others)."""
     if name == "mediapipe":
         from .mediapipe import MediaPipeDetector
 
-        return MediaPipeDetector(**kwargs)
+        return MediaPipeDetector()
     if name == "network":
         if checkpoint is None:
             raise InputError("--detector network needs --checkpoint CKPT (a trained 2D/3D PoseNet)")
         from .network import NetworkDetector
 
-        return NetworkDetector(checkpoint, **kwargs)
+        return NetworkDetector(checkpoint)
     raise InputError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)} or 'import'")
 
 

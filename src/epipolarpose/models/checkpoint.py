@@ -36,8 +36,13 @@ def save_checkpoint(
     """Write ``model`` (weights moved to CPU), its config and ``extra`` metadata, atomically."""
     config = config or model.config
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "version": 1, "model_config": config.to_dict(), "state_dict": state,
-               "meta": dict(extra or {})}  # fmt: skip
+    payload = {
+        "format": FORMAT,
+        "version": 1,
+        "model_config": config.to_dict(),
+        "state_dict": state,
+        "meta": dict(extra or {}),
+    }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -93,8 +98,12 @@ def load_model(
             cfg_dict = cfg_dict.to_dict()
         state = _strip(ckpt["state_dict"], "model.")
         state = _strip(state, "_orig_mod.") or state  # torch.compile'd module
-        meta = {"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),
-                "hyper_parameters": hp, "lightning": True}  # fmt: skip
+        meta = {
+            "epoch": ckpt.get("epoch"),
+            "global_step": ckpt.get("global_step"),
+            "hyper_parameters": hp,
+            "lightning": True,
+        }
     else:
         raise InputError(
             f"checkpoint {path} is neither an epipolarpose PoseNet checkpoint nor a Lightning "

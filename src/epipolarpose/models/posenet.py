@@ -222,12 +222,17 @@ class PoseNet(nn.Module):
         for _ in range(config.deconv_layers):
             layers += [
                 nn.ConvTranspose2d(
-                    cin, config.deconv_channels, config.deconv_kernel, stride=2,
-                    padding=pad, output_padding=out_pad, bias=False,
+                    cin,
+                    config.deconv_channels,
+                    config.deconv_kernel,
+                    stride=2,
+                    padding=pad,
+                    output_padding=out_pad,
+                    bias=False,
                 ),
                 nn.BatchNorm2d(config.deconv_channels),
                 nn.ReLU(inplace=True),
-            ]  # fmt: skip
+            ]
             cin = config.deconv_channels
         self.deconv_layers = nn.Sequential(*layers)
         self.final_layer = nn.Conv2d(cin, config.num_joints * config.depth_bins, 1)
@@ -288,11 +293,6 @@ def normalize_images(images: Tensor) -> Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
     return (images - mean) / std
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:

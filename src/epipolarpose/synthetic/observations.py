@@ -34,7 +34,7 @@ import numpy as np
 
 from ..camera import Rig, distort_normalized
 from ..errors import InputError
-from ..formats import GroundTruth, Poses2D
+from ..formats import GroundTruth, Poses2D, default_joint_names
 from ..skeleton import FLIP_PERMUTATION, H36M_JOINTS, LEFT_JOINTS, RIGHT_JOINTS
 
 #: Codes of ``Poses2D.extra["corrupted"]``; a joint gets the highest code that applies.
@@ -120,6 +120,7 @@ def synthesize(
     poses_world: np.ndarray,
     rig: Rig,
     noise: NoiseModel | None = None,
+    *,
     seed: int = 0,
     clip: str | Sequence[str] | np.ndarray | None = None,
     fps: float | None = None,
@@ -239,7 +240,7 @@ def synthesize(
         scores=scores,
         image_size=image_size,
         camera_names=rig.names,
-        joint_names=list(H36M_JOINTS) if J == len(H36M_JOINTS) else [f"joint{j}" for j in range(J)],
+        joint_names=default_joint_names(J),
         K=rig.K,
         dist=rig.dist,
         fps=fps,

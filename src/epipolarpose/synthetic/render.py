@@ -58,10 +58,26 @@ _LEFT_ARM, _LEFT_LEG = (40, 90, 230), (40, 180, 220)
 _RIGHT_ARM, _RIGHT_LEG = (230, 50, 40), (235, 150, 40)
 _CENTRE, _HEAD = (70, 170, 80), (200, 190, 170)
 BONE_COLORS = np.array(
-    [_RIGHT_LEG, _RIGHT_LEG, _RIGHT_LEG, _LEFT_LEG, _LEFT_LEG, _LEFT_LEG, _CENTRE, _CENTRE, _CENTRE,
-     _HEAD, _LEFT_ARM, _LEFT_ARM, _LEFT_ARM, _RIGHT_ARM, _RIGHT_ARM, _RIGHT_ARM],
+    [
+        _RIGHT_LEG,
+        _RIGHT_LEG,
+        _RIGHT_LEG,
+        _LEFT_LEG,
+        _LEFT_LEG,
+        _LEFT_LEG,
+        _CENTRE,
+        _CENTRE,
+        _CENTRE,
+        _HEAD,
+        _LEFT_ARM,
+        _LEFT_ARM,
+        _LEFT_ARM,
+        _RIGHT_ARM,
+        _RIGHT_ARM,
+        _RIGHT_ARM,
+    ],
     dtype=np.float64,
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -177,8 +193,9 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return img
 
 
-def _random_shape(img: np.ndarray, rng: np.random.Generator, size: int, max_frac: float,
-                  centre: np.ndarray | None = None) -> None:  # fmt: skip
+def _random_shape(
+    img: np.ndarray, rng: np.random.Generator, size: int, max_frac: float, centre: np.ndarray | None = None
+) -> None:
     colour = tuple(int(c) for c in rng.integers(0, 256, 3))
     c = rng.uniform(0, size, 2) if centre is None else centre
     r = rng.uniform(0.05, max_frac) * size / 2
@@ -208,6 +225,7 @@ def draw_person(
     uv: np.ndarray,
     depth: np.ndarray,
     focal: float,
+    *,
     colour_gain: np.ndarray | None = None,
     light_dir: np.ndarray | None = None,
     mask: np.ndarray | None = None,
@@ -302,7 +320,7 @@ def render_view(
         light = np.array([np.cos(ang), np.sin(ang)])
     else:
         gain, light = None, None
-    draw_person(image, uv, Xc[:, 2], focal, gain, light, mask)
+    draw_person(image, uv, Xc[:, 2], focal, colour_gain=gain, light_dir=light, mask=mask)
 
     if cfg.background and rng.uniform() < cfg.occluder_prob:
         j = int(rng.integers(len(uv)))

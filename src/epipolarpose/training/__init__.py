@@ -14,4 +14,10 @@ from .targets import (
     targets_to_camera,
 )
 
-__all__ = ["keypoint_targets", "make_targets", "pose_to_crop_pixels", "prediction_to_image", "targets_to_camera"]
+__all__ = [
+    "keypoint_targets",
+    "make_targets",
+    "pose_to_crop_pixels",
+    "prediction_to_image",
+    "targets_to_camera",
+]

@@ -48,7 +48,9 @@ class MultiViewFrames:
             raise InputError(f"the split is empty (poses of shape {self.poses_world.shape})")
 
     @classmethod
-    def from_clips(cls, paths: list, rig: Rig, fps: float | None = 10.0, what: str = "split") -> MultiViewFrames:
+    def from_clips(
+        cls, paths: list, rig: Rig, fps: float | None = 10.0, what: str = "split"
+    ) -> MultiViewFrames:
         """Load BVH clips (resampled to ``fps``) as frames seen by ``rig``, keeping the frames
         :func:`in_view` of every camera."""
         from ..mocap import load_clips
@@ -58,7 +60,9 @@ class MultiViewFrames:
         poses, clip, _ = load_clips(list(paths), fps=fps)
         keep = in_view(poses, rig)
         if not keep.any():
-            raise InputError(f"the {what} is empty: no frame of its {len(paths)} clips is in view of every camera")
+            raise InputError(
+                f"the {what} is empty: no frame of its {len(paths)} clips is in view of every camera"
+            )
         return cls(poses[keep], clip[keep], rig)
 
     @property
@@ -105,6 +109,7 @@ class MultiViewDataset(Dataset):
         supervision: str = "full",
         labels_camera: np.ndarray | None = None,
         labels_valid: np.ndarray | None = None,
+        *,
         depth_range: float = 1.0,
         seed: int = 0,
     ):
@@ -123,7 +128,9 @@ class MultiViewDataset(Dataset):
                     f"but the dataset has {C} cameras x {F} frames"
                 )
             if labels_valid is not None and np.asarray(labels_valid).shape[0] != F:
-                raise InputError(f"labels 'valid' has {np.asarray(labels_valid).shape[0]} frames, dataset {F}")
+                raise InputError(
+                    f"labels 'valid' has {np.asarray(labels_valid).shape[0]} frames, dataset {F}"
+                )
         self.labels_camera = labels_camera
         self.labels_valid = labels_valid
         self._gt_camera = frames.poses_camera().astype(np.float32)
@@ -156,7 +163,9 @@ class MultiViewDataset(Dataset):
             else:
                 lab = self.labels_camera[:, index]
                 valid = None if self.labels_valid is None else self.labels_valid[index][None]
-            target, mask = make_targets(lab, self._K, self._dist, A, S, self.depth_range, valid)
+            target, mask = make_targets(
+                lab, self._K, self._dist, A, S, depth_range=self.depth_range, valid=valid
+            )
         return {
             "images": torch.from_numpy(np.stack([v.image for v in views])),
             "target": torch.from_numpy(target),

@@ -65,6 +65,7 @@ class PoseModule(L.LightningModule):
         self,
         model_config: dict[str, Any],
         supervision: str = "full",
+        *,
         lr: float = 1e-3,
         beta: float = 0.01,
         weight_decay: float = 0.0,
@@ -130,7 +131,13 @@ class PoseModule(L.LightningModule):
         labels = label_poses(p2d, rig=rig, progress=False, **(self.hparams.label_options or {})).labels
         lab = labels.poses3d_camera.transpose(1, 0, 2, 3)  # (B, C, J, 3)
         target, mask = make_targets(
-            lab, rig.K[None], rig.dist[None], A, S, self.config.depth_range, labels.valid[:, None]
+            lab,
+            rig.K[None],
+            rig.dist[None],
+            A,
+            S,
+            depth_range=self.config.depth_range,
+            valid=labels.valid[:, None],
         )
         return torch.from_numpy(target).to(self.device), torch.from_numpy(mask).to(self.device)
 
@@ -205,7 +212,9 @@ class PoseModule(L.LightningModule):
         return self._n_images / self._t_total if self._t_total > 0 else float("nan")
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.Adam(
+            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         total = int(self.trainer.estimated_stepping_batches) if self.trainer is not None else 0
         if total <= 0 or total > 10**8:
             return opt

@@ -95,6 +95,7 @@ def make_targets(
     dist: np.ndarray | None,
     affine: np.ndarray,
     input_size: int,
+    *,
     depth_range: float = 1.0,
     valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:

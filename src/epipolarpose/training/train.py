@@ -84,12 +84,14 @@ def resolve_clips(specs: list[str], shared: Path | None = None, max_clips: int |
     return out
 
 
-# --- inference helpers ------------------------------------------------------------------------
 @torch.no_grad()
 def predict_dataset(
-    model: PoseNet, dataset: MultiViewDataset, frames_per_batch: int = 8, num_workers: int = 0,
+    model: PoseNet,
+    dataset: MultiViewDataset,
+    frames_per_batch: int = 8,
+    num_workers: int = 0,
     progress: bool = False,
-) -> dict[str, np.ndarray]:  # fmt: skip
+) -> dict[str, np.ndarray]:
     """Run ``model`` on every view of every frame.
 
     Returns:
@@ -119,9 +121,14 @@ def predict_dataset(
     if model.config.is_3d:
         K, dist = np.concatenate(Ks).swapaxes(0, 1), np.concatenate(dists).swapaxes(0, 1)
         res["camera_mm"] = targets_to_camera(
-            res["pred"], K, dist, res["affine"], model.config.input_size, res["gt_camera"][..., 0, 2],
+            res["pred"],
+            K,
+            dist,
+            res["affine"],
+            model.config.input_size,
+            res["gt_camera"][..., 0, 2],
             model.config.depth_range,
-        )  # fmt: skip
+        )
     return res
 
 
@@ -199,7 +206,6 @@ def load_2d(path: str | os.PathLike, config: PoseNetConfig) -> PoseNet:
     return model
 
 
-# --- the run ----------------------------------------------------------------------------------
 @dataclass
 class TrainOptions:
     """Everything ``epipolarpose train`` takes (see its ``--help``)."""
@@ -235,6 +241,7 @@ class TrainOptions:
 
 
 def _parse_devices(devices: str) -> Any:
+    """``--devices`` as Lightning takes it: ``"auto"``, a count, a list of indices or a string."""
     if devices == "auto":
         return "auto"
     try:
@@ -243,25 +250,35 @@ def _parse_devices(devices: str) -> Any:
         return [int(x) for x in devices.split(",")] if "," in devices else devices
 
 
-def _trainer(**kwargs: Any) -> Any:
-    import lightning as L
+@dataclass(frozen=True)
+class TrainData:
+    """The training split: network configuration, rig, frames and image rendering."""
 
-    return L.Trainer(**kwargs)
+    config: PoseNetConfig
+    rig: Rig
+    frames: MultiViewFrames
+    render: RenderConfig
 
 
-def train(opts: TrainOptions) -> dict[str, Any]:
-    """Train as ``opts`` says; returns a summary (paths, steps, throughput).
+@dataclass(frozen=True)
+class TrainTargets:
+    """What the network learns from, beyond the frames' own ground truth.
 
-    Raises:
-        InputError: empty split, labels whose camera/frame counts do not match the frames, a
-            checkpoint (``init_2d``/``resume``) from another configuration, missing inputs.
+    Attributes:
+        labels_camera: (C, F, J, 3) pseudo-labels in camera frames (``self``/``rt`` offline), else None.
+        labels_valid: (F, J) bool joints to train on, else None.
+        init_2d: the frozen 2D network (``--init-2d``), else None.
+        label_rig_json: the rig to triangulate with online (rig.json text), else None.
     """
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from ..models.checkpoint import save_checkpoint
+    labels_camera: np.ndarray | None = None
+    labels_valid: np.ndarray | None = None
+    init_2d: PoseNet | None = None
+    label_rig_json: str | None = None
 
+
+def check_options(opts: TrainOptions) -> PoseNetConfig:
+    """The network configuration of ``opts``; :class:`InputError` for inconsistent options."""
     sup = opts.supervision
     if sup not in SUPERVISIONS:
         raise InputError(f"unknown supervision {sup!r}; choose one of {', '.join(SUPERVISIONS)}")
@@ -269,44 +286,67 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         raise InputError("--online applies to --supervision self or rt")
     if opts.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {opts.batch_size}")
-    cfg = model_config(opts.config, sup)
-    out = Path(opts.out)
-    rig_path = opts.rig or default_shared() / "data/rigs/h36m_S1.json"
-    rig = Rig.load(rig_path)
-    L.seed_everything(opts.seed, workers=True, verbose=False)
+    return model_config(opts.config, sup)
 
+
+def load_training_data(opts: TrainOptions) -> TrainData:
+    """Check ``opts``, load the rig, seed everything and resample the training clips."""
+    import lightning as L
+
+    cfg = check_options(opts)
+    rig = Rig.load(opts.rig or default_shared() / "data/rigs/h36m_S1.json")
+    L.seed_everything(opts.seed, workers=True, verbose=False)
     frames = MultiViewFrames.from_clips(opts.clips, rig, opts.fps, what="training split")
     render = opts.render or RenderConfig(size=cfg.input_size)
     if render.size != cfg.input_size:
         raise InputError(f"render size {render.size} differs from the network input {cfg.input_size}")
+    return TrainData(cfg, rig, frames, render)
 
-    # resume: explicit, or automatic from OUT/checkpoints/last.ckpt
+
+def resume_checkpoint(opts: TrainOptions, cfg: PoseNetConfig) -> Path | None:
+    """The checkpoint to resume from (``opts.resume``, else ``OUT/checkpoints/last.ckpt`` if present),
+    checked to come from the same configuration and supervision; None to start afresh."""
     ckpt_path = opts.resume
-    auto = out / "checkpoints" / "last.ckpt"
+    auto = Path(opts.out) / "checkpoints" / "last.ckpt"
     if ckpt_path is None and auto.is_file():
         ckpt_path = auto
-    if ckpt_path is not None:
-        hp = _read_ckpt(Path(ckpt_path)).get("hyper_parameters") or {}
-        theirs = hp.get("model_config")
-        if theirs is None:
-            raise InputError(
-                f"checkpoint {ckpt_path} has no model_config: not written by 'epipolarpose train'"
-            )
-        their_cfg = PoseNetConfig.from_dict(dict(theirs), source=f"checkpoint {ckpt_path}")
-        if their_cfg != cfg or hp.get("supervision") != sup:
-            raise InputError(
-                f"cannot resume from {ckpt_path}: it was trained with --supervision {hp.get('supervision')} "
-                f"and a different configuration ({their_cfg.diff(cfg) or 'same network'}); use another --out"
-            )
+    if ckpt_path is None:
+        return None
+    hp = _read_ckpt(Path(ckpt_path)).get("hyper_parameters") or {}
+    theirs = hp.get("model_config")
+    if theirs is None:
+        raise InputError(f"checkpoint {ckpt_path} has no model_config: not written by 'epipolarpose train'")
+    their_cfg = PoseNetConfig.from_dict(dict(theirs), source=f"checkpoint {ckpt_path}")
+    if their_cfg != cfg or hp.get("supervision") != opts.supervision:
+        raise InputError(
+            f"cannot resume from {ckpt_path}: it was trained with --supervision {hp.get('supervision')} "
+            f"and a different configuration ({their_cfg.diff(cfg) or 'same network'}); use another --out"
+        )
+    return Path(ckpt_path)
 
-    # the trainer first: invalid device/precision settings fail before any output is written
-    ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
-                              every_n_train_steps=max(1, opts.checkpoint_every), save_on_train_epoch_end=True)  # fmt: skip
+
+def build_trainer(opts: TrainOptions) -> Any:
+    """The Lightning trainer (checkpoints, CSV/TensorBoard logs, progress bar) of ``opts``.
+
+    Built before any output is written, so that invalid device/precision settings fail first.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    out = Path(opts.out)
+    ckpt_cb = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        save_last=True,
+        save_top_k=0,
+        every_n_train_steps=max(1, opts.checkpoint_every),
+        save_on_train_epoch_end=True,
+    )
     callbacks: list[Any] = [ckpt_cb]
     if opts.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=5))
     try:
-        trainer = _trainer(
+        return L.Trainer(
             default_root_dir=out,
             max_epochs=opts.epochs if opts.epochs is not None else (-1 if opts.max_steps > 0 else 10),
             max_steps=opts.max_steps,
@@ -328,75 +368,135 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             f"invalid trainer settings (--devices/--strategy/--precision/--accelerator): {e}"
         ) from None
 
-    # targets
-    labels_camera = labels_valid = None
-    init2d: PoseNet | None = None
-    if opts.init_2d is not None:
-        init2d = load_2d(opts.init_2d, cfg)
-    label_rig_json = None
-    if sup in ("self", "rt"):
-        if opts.online:
-            if opts.init_2d is None:
-                raise InputError("--online needs --init-2d (the frozen 2D network that detects the joints)")
-            if opts.label_rig is not None:
-                label_rig_json = Rig.load(opts.label_rig).to_json()
-            elif sup == "rt":
-                label_rig_json = rig.to_json()
-            else:
-                raise InputError("--supervision self --online needs --label-rig (a self-calibrated rig.json)")
-        else:
-            labels_path = opts.labels
-            if labels_path is None:
-                if init2d is None:
-                    raise InputError(f"--supervision {sup} needs --labels labels.npz or --init-2d CKPT")
-                labels_path = out / "labels.npz"
-                if not labels_path.is_file():
-                    out.mkdir(parents=True, exist_ok=True)
-                    det_set = MultiViewDataset(frames, eval_render_config(render), "2d", seed=opts.seed)
-                    p2d = detect_2d(init2d, det_set, progress=opts.progress)
-                    p2d.save(out / "poses2d.npz")
-                    pseudo_labels(p2d, rig if sup == "rt" else None).save(labels_path)
-            lab = Labels.load(labels_path)
-            if lab.poses3d_camera.shape[:2] != (frames.num_cameras, frames.num_frames):
-                raise InputError(
-                    f"{labels_path}: labels have {lab.poses3d_camera.shape[0]} cameras x "
-                    f"{lab.poses3d_camera.shape[1]} frames, but the training split has "
-                    f"{frames.num_cameras} cameras x {frames.num_frames} frames (clips, --fps and --rig must "
-                    "be the ones the labels were made from)"
-                )
-            labels_camera = lab.poses3d_camera
-            labels_valid = reliable_labels(lab.valid, lab.reprojection_error, opts.label_filter)
+
+def online_label_rig(opts: TrainOptions, rig: Rig) -> str:
+    """The rig.json text ``--online`` triangulates with: ``--label-rig``, else the known rig (``rt``)."""
+    if opts.init_2d is None:
+        raise InputError("--online needs --init-2d (the frozen 2D network that detects the joints)")
+    if opts.label_rig is not None:
+        return Rig.load(opts.label_rig).to_json()
+    if opts.supervision == "rt":
+        return rig.to_json()
+    raise InputError("--supervision self --online needs --label-rig (a self-calibrated rig.json)")
+
+
+def make_pseudo_labels(opts: TrainOptions, data: TrainData, init_2d: PoseNet | None) -> Path:
+    """The labels.npz to train on: ``--labels``, else ``OUT/labels.npz``, made if missing from the
+    frozen 2D network's detections (also written, ``OUT/poses2d.npz``) triangulated without
+    (``self``) or with (``rt``) the rig's extrinsics."""
+    if opts.labels is not None:
+        return Path(opts.labels)
+    if init_2d is None:
+        raise InputError(f"--supervision {opts.supervision} needs --labels labels.npz or --init-2d CKPT")
+    out = Path(opts.out)
+    labels_path = out / "labels.npz"
+    if not labels_path.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        det_set = MultiViewDataset(data.frames, eval_render_config(data.render), "2d", seed=opts.seed)
+        p2d = detect_2d(init_2d, det_set, progress=opts.progress)
+        p2d.save(out / "poses2d.npz")
+        pseudo_labels(p2d, data.rig if opts.supervision == "rt" else None).save(labels_path)
+    return labels_path
+
+
+def load_pseudo_labels(
+    labels_path: Path, frames: MultiViewFrames, label_filter: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-frame labels (C, F, J, 3) and the joints to train on (F, J) (:func:`reliable_labels`)."""
+    lab = Labels.load(labels_path)
+    if lab.poses3d_camera.shape[:2] != (frames.num_cameras, frames.num_frames):
+        raise InputError(
+            f"{labels_path}: labels have {lab.poses3d_camera.shape[0]} cameras x "
+            f"{lab.poses3d_camera.shape[1]} frames, but the training split has "
+            f"{frames.num_cameras} cameras x {frames.num_frames} frames (clips, --fps and --rig must "
+            "be the ones the labels were made from)"
+        )
+    return lab.poses3d_camera, reliable_labels(lab.valid, lab.reprojection_error, label_filter)
+
+
+def training_targets(opts: TrainOptions, data: TrainData) -> TrainTargets:
+    """Load ``--init-2d`` and, for ``self``/``rt``, the online label rig or the (made) pseudo-labels."""
+    init2d = load_2d(opts.init_2d, data.config) if opts.init_2d is not None else None
+    if opts.supervision not in ("self", "rt"):
+        return TrainTargets(init_2d=init2d)
+    if opts.online:
+        return TrainTargets(init_2d=init2d, label_rig_json=online_label_rig(opts, data.rig))
+    labels_path = make_pseudo_labels(opts, data, init2d)
+    labels_camera, labels_valid = load_pseudo_labels(labels_path, data.frames, opts.label_filter)
+    return TrainTargets(labels_camera, labels_valid, init2d)
+
+
+def make_loaders(opts: TrainOptions, data: TrainData, targets: TrainTargets) -> tuple[Any, Any | None]:
+    """Training and (with ``val_clips``) validation loaders of whole multi-view frames."""
+    cfg, frames, sup = data.config, data.frames, opts.supervision
+    mode = "2d" if sup == "2d" else sup
     train_set = MultiViewDataset(
-        frames, render, "2d" if sup == "2d" else sup, labels_camera, labels_valid, cfg.depth_range, opts.seed
+        frames,
+        data.render,
+        mode,
+        targets.labels_camera,
+        targets.labels_valid,
+        depth_range=cfg.depth_range,
+        seed=opts.seed,
     )
     frames_per_batch = max(1, opts.batch_size // frames.num_cameras)
     train_loader = make_loader(train_set, frames_per_batch, True, opts.num_workers, opts.seed)
-    val_loader = None
-    if opts.val_clips:
-        val_frames = MultiViewFrames.from_clips(opts.val_clips, rig, opts.fps, what="validation split")
-        val_set = MultiViewDataset(val_frames, eval_render_config(render), "full" if cfg.is_3d else "2d",
-                                   depth_range=cfg.depth_range, seed=opts.seed + 1)  # fmt: skip
-        val_loader = make_loader(val_set, frames_per_batch, False, opts.num_workers)
+    if not opts.val_clips:
+        return train_loader, None
+    val_frames = MultiViewFrames.from_clips(opts.val_clips, data.rig, opts.fps, what="validation split")
+    val_set = MultiViewDataset(
+        val_frames,
+        eval_render_config(data.render),
+        "full" if cfg.is_3d else "2d",
+        depth_range=cfg.depth_range,
+        seed=opts.seed + 1,
+    )
+    return train_loader, make_loader(val_set, frames_per_batch, False, opts.num_workers)
 
+
+def build_module(
+    opts: TrainOptions, cfg: PoseNetConfig, targets: TrainTargets, *, resumed: bool
+) -> PoseModule:
+    """The Lightning module; a fresh run starts from ``--init-2d`` (lifted to 3D by
+    :meth:`PoseNet.from_2d` for a 3D network)."""
     module = PoseModule(
-        cfg.to_dict(), sup, lr=opts.lr, online=opts.online,
-        detector_ckpt=str(opts.init_2d) if opts.online else None, label_rig_json=label_rig_json,
-    )  # fmt: skip
-    if init2d is not None and ckpt_path is None:
+        cfg.to_dict(),
+        opts.supervision,
+        lr=opts.lr,
+        online=opts.online,
+        detector_ckpt=str(opts.init_2d) if opts.online else None,
+        label_rig_json=targets.label_rig_json,
+    )
+    init2d = targets.init_2d
+    if init2d is not None and not resumed:
         if cfg.is_3d:
             module.model.load_state_dict(
                 PoseNet.from_2d(init2d, cfg.depth_bins, cfg.depth_range).state_dict()
             )
         else:
             module.model.load_state_dict(init2d.state_dict())
+    return module
 
+
+def fit(
+    trainer: Any, module: PoseModule, loaders: tuple[Any, Any | None], out: Path, ckpt_path: Path | None
+) -> None:
+    """Run ``trainer.fit`` (Lightning's output on stderr) and save ``OUT/checkpoints/last.ckpt``."""
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.redirect_stdout(sys.stderr):  # Lightning's progress bars and notices -> stderr
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        trainer.fit(module, *loaders, ckpt_path=str(ckpt_path) if ckpt_path else None)
     # make sure the final state is resumable even if the step count is not a multiple of the period
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+
+
+def write_outputs(opts: TrainOptions, data: TrainData, trainer: Any, module: PoseModule) -> dict[str, Any]:
+    """The run's summary; the main process also writes ``OUT/model.pt`` and ``OUT/train_summary.json``."""
+    from ..io import save_json
+    from ..models.checkpoint import save_checkpoint
+
+    out, cfg, frames = Path(opts.out), data.config, data.frames
     summary = {
-        "supervision": sup,
+        "supervision": opts.supervision,
         "online": opts.online,
         "start_step": module.start_step,
         "global_step": int(trainer.global_step),
@@ -410,13 +510,31 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
     }
     if trainer.is_global_zero:
-        save_checkpoint(
-            out / "model.pt", module.model, cfg, {"supervision": sup, "global_step": summary["global_step"]}
-        )
-        from ..io import save_json
-
+        meta = {"supervision": opts.supervision, "global_step": summary["global_step"]}
+        save_checkpoint(out / "model.pt", module.model, cfg, meta)
         save_json(out / "train_summary.json", summary)
     return summary
+
+
+def train(opts: TrainOptions) -> dict[str, Any]:
+    """Train as ``opts`` says; returns a summary (paths, steps, throughput).
+
+    Stages: :func:`load_training_data`, :func:`resume_checkpoint`, :func:`build_trainer`,
+    :func:`training_targets` (frozen-network detection and pseudo-labels), :func:`make_loaders`,
+    :func:`build_module`, :func:`fit`, :func:`write_outputs`.
+
+    Raises:
+        InputError: empty split, labels whose camera/frame counts do not match the frames, a
+            checkpoint (``init_2d``/``resume``) from another configuration, missing inputs.
+    """
+    data = load_training_data(opts)
+    ckpt_path = resume_checkpoint(opts, data.config)
+    trainer = build_trainer(opts)
+    targets = training_targets(opts, data)
+    loaders = make_loaders(opts, data, targets)
+    module = build_module(opts, data.config, targets, resumed=ckpt_path is not None)
+    fit(trainer, module, loaders, Path(opts.out), ckpt_path)
+    return write_outputs(opts, data, trainer, module)
 
 
 def summary_json(summary: dict[str, Any]) -> str:

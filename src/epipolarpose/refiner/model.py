@@ -1,4 +1,4 @@
-"""The refinement unit: a residual MLP that cleans noisy root-relative 3D poses.
+"""The refinement network: a residual MLP that cleans noisy root-relative 3D poses.
 
 EpipolarPose (Kocabas et al., CVPR 2019, Section 3.3) optionally post-processes the 3D network's
 predictions with a network trained only on motion capture, following the lifting network of
@@ -12,7 +12,7 @@ Conventions (what :meth:`Refiner.refine` does around the network):
 * **Root-relative.** The input root (joint 0) is subtracted; the output keeps the input's root
   position (refinement changes only the root-relative shape).
 * **Scale-free.** Each pose is divided by its own scale ``s`` = the RMS distance of its joints
-  from the root (:func:`pose_scale`), and the output is multiplied by the same ``s``. The refiner
+  from the root (:func:`~epipolarpose.refiner.scale.pose_scale`), and the output is multiplied by the same ``s``. The refiner
   therefore works for poses in millimetres and in arbitrary units alike (``refine(k * p) ==
   k * refine(p)``). The error magnitudes it learned are *relative* to the person's size.
 * **Normalization statistics** (``mean``, ``std`` of the scale-normalized, flattened clean
@@ -39,18 +39,12 @@ from torch import nn
 from ..errors import InputError
 from ..io import atomic_path
 from ..skeleton import NUM_JOINTS, ROOT
+from .scale import pose_scale
+
+__all__ = ["Refiner", "ResidualBlock", "load_refiner"]
 
 #: Smallest scale / std used in divisions (units of the normalized space).
 _EPS = 1e-6
-
-
-def pose_scale(poses: torch.Tensor) -> torch.Tensor:
-    """RMS distance of the joints from the root: (..., J, 3) root-relative -> (..., 1, 1).
-
-    Floored at a tiny positive value so that a degenerate pose (all joints at the root) does not
-    divide by zero.
-    """
-    return poses.square().sum(-1).mean(-1).sqrt().clamp_min(_EPS)[..., None, None]
 
 
 class ResidualBlock(nn.Module):
@@ -157,9 +151,12 @@ class Refiner(nn.Module):
         return out
 
     def to_normalized_input(self, poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Poses (..., J, 3) -> (root-relative poses divided by their scale, scale (..., 1, 1))."""
+        """Poses (..., J, 3) -> (root-relative poses divided by their scale, scale (..., 1, 1)).
+
+        The scale is :func:`~epipolarpose.refiner.scale.pose_scale`, floored at a tiny positive
+        value so that a degenerate pose (all joints at the root) does not divide by zero."""
         rel = poses - poses[..., ROOT : ROOT + 1, :]
-        s = pose_scale(rel)
+        s = pose_scale(rel).clamp_min(_EPS)[..., None, None]
         return rel / s, s
 
     # --- user-facing ----------------------------------------------------------------------

@@ -1,0 +1,335 @@
+"""Matching 3D pose predictions with their ground truth, for ``evaluate`` and ``pss fit|score``.
+
+Matching rule between a prediction file (PRED) and a ground-truth file (GT) (:func:`load_pair`):
+
+1. PRED has ``poses3d_camera`` (C, F, J, 3) and GT has a rig (``rig_json``): every camera's
+   prediction is compared with the GT transformed into that camera's frame (``R X + t``). This is
+   how self-calibrated labels (first camera's frame, arbitrary units) are scored.
+2. otherwise PRED's ``poses3d_world`` (or ``poses3d``) against GT's ``poses3d_world`` (or
+   ``poses3d``): :data:`~epipolarpose.formats.WORLD_POSE_KEYS`, the as-stored precedence of
+   :mod:`epipolarpose.formats`.
+
+A ``valid`` (F, J) key in PRED masks joints. Frame and joint counts must match; joint names, when
+both files have them, must be equal. Units come from PRED's ``units`` key, else its rig, else
+"unknown"; :func:`check_units` warns when MPJPE in mm is not meaningful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .camera import Rig
+from .errors import InputError
+from .formats import WORLD_POSE_KEYS, open_npz, pose_key
+from .geometry.alignment import optimal_scale
+from .metrics import evaluate_poses
+from .pss import PSSModel
+from .skeleton import root_relative
+
+__all__ = [
+    "GroundTruthPoses",
+    "PosePair",
+    "check_counts",
+    "check_units",
+    "fit_in_sample",
+    "load_centroids",
+    "load_ground_truth",
+    "evaluate_files",
+    "load_pair",
+    "pss_fit_poses",
+    "score_pss",
+    "prediction_units",
+]
+
+
+@dataclass
+class GroundTruthPoses:
+    """Ground truth read by :func:`load_ground_truth`."""
+
+    poses: np.ndarray  # (F, J, 3)
+    key: str
+    clips: np.ndarray | None
+    rig: Any
+    joint_names: list[str] | None
+
+
+@dataclass
+class PosePair:
+    """Predictions and ground truth matched for evaluation (see the module docstring of :mod:`epipolarpose.evaluation`)."""
+
+    pred: np.ndarray  # (N, J, 3)
+    gt: np.ndarray  # (N, J, 3)
+    mask: np.ndarray | None  # (N, J)
+    clips: np.ndarray | None  # (N,)
+    cameras: np.ndarray | None  # (N,) camera index in camera mode
+    joint_names: list[str] | None
+    mode: str
+    units: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_ground_truth(path: Path) -> GroundTruthPoses:
+    """GT poses (F, J, 3) under :data:`~epipolarpose.formats.WORLD_POSE_KEYS`, all finite, with
+    the optional ``rig_json``, ``clip`` (F,) and ``joint_names``."""
+    d = open_npz(path)
+    key = pose_key(d, WORLD_POSE_KEYS)
+    if key is None:
+        raise InputError(
+            f"{path}: missing key 'poses3d_world' (or 'poses3d') (found: {', '.join(sorted(d)) or 'none'})"
+        )
+    poses = np.asarray(d[key], dtype=np.float64)
+    if poses.ndim != 3 or poses.shape[-1] != 3:
+        raise InputError(f"{path}: key {key!r} has shape {poses.shape}, expected (F, J, 3)")
+    bad = ~np.isfinite(poses).all((-1, -2))
+    if bad.any():
+        raise InputError(
+            f"{path}: ground truth {key!r} contains NaN/inf in {int(bad.sum())} of {len(poses)} frames "
+            f"(first: frame {int(np.argmax(bad))})"
+        )
+    rig = Rig.from_json(str(d["rig_json"]), source=f"{path}:rig_json") if "rig_json" in d else None
+    clips = None
+    if "clip" in d:
+        clips = np.asarray(d["clip"]).astype(str).reshape(-1)
+        if clips.shape[0] != poses.shape[0]:
+            raise InputError(f"{path}: 'clip' has {clips.shape[0]} entries for {poses.shape[0]} frames")
+    names = [str(n) for n in d["joint_names"]] if "joint_names" in d else None
+    return GroundTruthPoses(poses, key, clips, rig, names)
+
+
+def prediction_units(d: dict[str, np.ndarray], path: Path) -> str:
+    """PRED's units: its ``units`` key, else its rig's units, else ``"unknown"``."""
+    if "units" in d:
+        return str(d["units"])
+    if "rig_json" in d:
+        return Rig.from_json(str(d["rig_json"]), source=f"{path}:rig_json").units
+    return "unknown"
+
+
+def load_pair(pred_path: Path, gt_path: Path, camera: str = "all") -> PosePair:
+    """Read PRED and GT files and match them (rule in the module docstring).
+
+    Args:
+        pred_path: labels.npz (``poses3d_camera`` and/or ``poses3d_world``) or an npz with
+            ``poses3d`` (N, J, 3); optional ``valid`` (F, J).
+        gt_path: gt.npz (``poses3d_world`` + ``rig_json``) or an npz with ``poses3d`` (N, J, 3).
+        camera: ``"all"`` or a camera index (camera mode only).
+    """
+    g = load_ground_truth(gt_path)
+    d = open_npz(pred_path)
+    F, J = g.poses.shape[:2]
+    units = prediction_units(d, pred_path)
+    warnings: list[str] = []
+    cameras = None
+    if "poses3d_camera" in d and g.rig is not None:
+        P = np.asarray(d["poses3d_camera"], dtype=np.float64)
+        if P.ndim != 4 or P.shape[-1] != 3:
+            raise InputError(f"{pred_path}: key 'poses3d_camera' has shape {P.shape}, expected (C, F, J, 3)")
+        C = P.shape[0]
+        if C != len(g.rig):
+            raise InputError(
+                f"{pred_path}: 'poses3d_camera' has {C} cameras but the rig in {gt_path} has {len(g.rig)}"
+            )
+        if camera == "all":
+            cams = list(range(C))
+        else:
+            try:
+                cams = [int(camera)]
+            except ValueError:
+                raise InputError(f"--camera must be 'all' or a camera index, got {camera!r}") from None
+            if not 0 <= cams[0] < C:
+                raise InputError(f"--camera {camera}: there are {C} cameras (0..{C - 1})")
+        check_counts(
+            P.shape[1:3], (F, J), pred_path=pred_path, pkey="poses3d_camera", gt_path=gt_path, gkey=g.key
+        )
+        G = g.rig.world_to_camera(g.poses)  # (C, F, J, 3)
+        pred = P[cams].reshape(-1, J, 3)
+        gt = G[cams].reshape(-1, J, 3)
+        cameras = np.repeat(np.asarray(cams), F)
+        mode = f"poses3d_camera vs GT {g.key} in each camera's frame (cameras {', '.join(map(str, cams))})"
+        reps = len(cams)
+    else:
+        key = pose_key(d, WORLD_POSE_KEYS)
+        if key is None:
+            if "poses3d_camera" in d:
+                raise InputError(
+                    f"{pred_path} has only 'poses3d_camera': the ground truth {gt_path} needs a rig "
+                    "('rig_json') to compare in camera frames"
+                )
+            raise InputError(
+                f"{pred_path}: missing key 'poses3d_camera', 'poses3d_world' or 'poses3d' "
+                f"(found: {', '.join(sorted(d)) or 'none'})"
+            )
+        pred = np.asarray(d[key], dtype=np.float64)
+        if pred.ndim != 3 or pred.shape[-1] != 3:
+            raise InputError(f"{pred_path}: key {key!r} has shape {pred.shape}, expected (N, J, 3)")
+        check_counts(pred.shape[:2], (F, J), pred_path=pred_path, pkey=key, gt_path=gt_path, gkey=g.key)
+        gt = g.poses
+        mode = f"{key} vs GT {g.key}"
+        reps = 1
+        if camera != "all":
+            warnings.append(f"--camera {camera} ignored: {pred_path} is compared as {key}")
+    mask = None
+    if "valid" in d:
+        v = np.asarray(d["valid"]).astype(bool)
+        if v.shape != (F, J):
+            raise InputError(f"{pred_path}: key 'valid' has shape {v.shape}, expected ({F}, {J})")
+        mask = np.tile(v, (reps, 1))
+    pred_names = [str(n) for n in d["joint_names"]] if "joint_names" in d else None
+    if pred_names is not None and g.joint_names is not None and pred_names != g.joint_names:
+        raise InputError(f"joint names differ: {pred_path} has {pred_names}, {gt_path} has {g.joint_names}")
+    clips = np.tile(g.clips, reps) if g.clips is not None else None
+    pair = PosePair(pred, gt, mask, clips, cameras, pred_names or g.joint_names, mode, units, warnings)
+    check_units(pair)
+    return pair
+
+
+def check_counts(
+    pred_fj: tuple[int, int], gt_fj: tuple[int, int], *, pred_path: Path, pkey: str, gt_path: Path, gkey: str
+) -> None:
+    """:class:`InputError` unless the (frames, joints) counts of PRED key ``pkey`` and GT key ``gkey`` agree."""
+    if pred_fj[0] != gt_fj[0]:
+        raise InputError(
+            f"frame counts differ: {pred_path} '{pkey}' has {pred_fj[0]} frames, "
+            f"{gt_path} '{gkey}' has {gt_fj[0]}"
+        )
+    if pred_fj[1] != gt_fj[1]:
+        raise InputError(
+            f"joint counts differ: {pred_path} '{pkey}' has {pred_fj[1]} joints, "
+            f"{gt_path} '{gkey}' has {gt_fj[1]}"
+        )
+
+
+def check_units(pair: PosePair) -> None:
+    """Warn when MPJPE/PCK in mm are not meaningful (arbitrary units or a scale far from 1)."""
+    if pair.units not in ("mm", "unknown"):
+        pair.warnings.append(
+            f"prediction units are {pair.units!r}: MPJPE, PCK and AUC in mm are not meaningful; "
+            "use N-MPJPE, P-MPJPE and NPCK"
+        )
+        return
+    s = optimal_scale(root_relative(pair.pred), root_relative(pair.gt), pair.mask)
+    med = float(np.nanmedian(s)) if np.isfinite(s).any() else float("nan")
+    if np.isfinite(med) and not 0.67 < med < 1.5:
+        pair.warnings.append(
+            f"predictions need a scale of {med:.3g} to match the ground truth (units are not mm?): "
+            "MPJPE, PCK and AUC are not meaningful; use N-MPJPE, P-MPJPE and NPCK"
+        )
+
+
+def load_centroids(paths: Sequence[Path], num_joints: int) -> list[PSSModel]:
+    """PSS centroid files, checked to be for ``num_joints`` joints."""
+    models = []
+    for p in paths:
+        m = PSSModel.load(p)
+        if m.num_joints != num_joints:
+            raise InputError(f"{p}: centroids are for {m.num_joints} joints, the poses have {num_joints}")
+        models.append(m)
+    return models
+
+
+def fit_in_sample(
+    gt: np.ndarray, ks: Sequence[int], notes: list[str], log: Callable[[str], None] | None = None
+) -> list[PSSModel]:
+    """PSS models with ``k`` in ``ks`` fitted on the ground truth (N, J, 3) itself (in-sample); a
+    ``k`` that cannot be fitted is skipped with a note appended to ``notes``."""
+    models = []
+    for k in ks:
+        if len(gt) < 2 * k:
+            notes.append(f"PSS@{k} skipped: only {len(gt)} ground-truth poses to fit {k} centroids")
+            continue
+        if log is not None:
+            log(f"fitting PSS centroids k={k} on {len(gt)} ground-truth poses (in-sample)...")
+        try:
+            models.append(PSSModel.fit(gt, k=k, seed=0))
+        except InputError as e:
+            notes.append(f"PSS@{k} skipped: {e}")
+    return models
+
+
+def evaluate_files(
+    pred: Path,
+    gt: Path,
+    *,
+    camera: str = "all",
+    centroids: Sequence[Path] | None = None,
+    pss_k: Sequence[int] = (),
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every metric of PRED against GT (:func:`load_pair`, then
+    :func:`~epipolarpose.metrics.evaluate_poses`), with PSS from ``centroids`` or, without them,
+    fitted in-sample for every ``k`` in ``pss_k``; per camera too when several are compared.
+
+    Returns the JSON-ready result of ``epipolarpose evaluate`` (``warnings`` included); ``log``
+    receives progress messages.
+    """
+    pair = load_pair(pred, gt, camera)
+    J = pair.gt.shape[1]
+    notes: list[str] = []
+    if centroids:
+        models = load_centroids(list(centroids), J)
+        pss_source: Any = [str(c) for c in centroids]
+    else:
+        models = fit_in_sample(pair.gt, pss_k, notes, log)
+        pss_source = "in-sample"
+    result: dict[str, Any] = {"pred": str(pred), "gt": str(gt), "mode": pair.mode, "units": pair.units}
+    result.update(evaluate_poses(pair.pred, pair.gt, pair.clips, pair.mask, models, pair.joint_names))
+    if pair.cameras is not None and len(np.unique(pair.cameras)) > 1:
+        result["per_camera"] = {}
+        for c in np.unique(pair.cameras):
+            sel = pair.cameras == c
+            m = None if pair.mask is None else pair.mask[sel]
+            result["per_camera"][str(int(c))] = evaluate_poses(pair.pred[sel], pair.gt[sel], None, m, models)[
+                "summary"
+            ]
+    result["pss_centroids"] = pss_source
+    result["warnings"] = pair.warnings + notes
+    return result
+
+
+def pss_fit_poses(
+    paths: Sequence[Path], ks: Sequence[int], frame: str = "auto"
+) -> tuple[np.ndarray, list[str] | None]:
+    """The ground-truth poses of several files for fitting PSS centroids with every ``k`` in ``ks``:
+    ``(poses (N, J, 3), joint names or None)``. ``frame``: ``"camera"`` (every camera's frame,
+    needs ``rig_json``), ``"world"`` (as stored) or ``"auto"`` (camera when a rig is present).
+    Raises :class:`InputError` for a ``k`` below 2 or above the number of poses."""
+    if frame not in ("auto", "camera", "world"):
+        raise InputError(f"--frame must be auto, camera or world, got {frame!r}")
+    if any(kk < 2 for kk in ks):
+        raise InputError(f"--k must be >= 2, got {ks}")
+    poses: list[np.ndarray] = []
+    names = None
+    for path in paths:
+        g = load_ground_truth(path)
+        use_cam = frame == "camera" or (frame == "auto" and g.rig is not None)
+        if use_cam and g.rig is None:
+            raise InputError(f"{path}: --frame camera needs a rig ('rig_json')")
+        p = g.rig.world_to_camera(g.poses).reshape(-1, *g.poses.shape[1:]) if use_cam else g.poses
+        if poses and p.shape[1] != poses[0].shape[1]:
+            raise InputError(
+                f"joint counts differ: {path} has {p.shape[1]} joints, {paths[0]} has {poses[0].shape[1]}"
+            )
+        poses.append(p)
+        names = names or g.joint_names
+    allp = np.concatenate(poses)
+    if max(ks) > len(allp):  # check before writing any file
+        raise InputError(f"--k {max(ks)} needs at least {max(ks)} ground-truth poses, got {len(allp)}")
+    return allp, names
+
+
+def score_pss(pair: PosePair, centroids: Sequence[Path]) -> list[tuple[int, dict[str, Any]]]:
+    """``(k, details)`` for every centroid file: :meth:`~epipolarpose.pss.PSSModel.score_details`
+    of a matched pair plus ``centroids`` (the file); masked joints count as missing predictions."""
+    models = load_centroids(list(centroids), pair.gt.shape[1])
+    pred3 = pair.pred if pair.mask is None else np.where(pair.mask[..., None], pair.pred, np.nan)
+    scores = []
+    for path, m in zip(centroids, models):
+        r = m.score_details(pred3, pair.gt)
+        r["centroids"] = str(path)
+        scores.append((m.k, r))
+    return scores
