@@ -43,9 +43,9 @@ from epipolarpose.camera import Rig  # noqa: E402
 from epipolarpose.errors import InputError  # noqa: E402
 from epipolarpose.formats import Poses2D  # noqa: E402
 from epipolarpose.geometry.alignment import align_rigs  # noqa: E402
-from epipolarpose.geometry.calibration import calibrate  # noqa: E402
+from epipolarpose.geometry.calibration import CalibrationOptions, calibrate  # noqa: E402
 from epipolarpose.geometry.triangulation import triangulate_rig  # noqa: E402
-from epipolarpose.labels import label_poses  # noqa: E402
+from epipolarpose.labelling import LabelOptions, label_poses  # noqa: E402
 from epipolarpose.metrics import n_mpjpe, p_mpjpe  # noqa: E402
 from epipolarpose.mocap import list_shared_clips, load_clips  # noqa: E402
 from epipolarpose.synthetic import NoiseModel, synthesize  # noqa: E402
@@ -76,7 +76,7 @@ def run_ours(
 ) -> dict:
     tracemalloc.start() if memory else None
     t0 = time.perf_counter()
-    res = label_poses(p2, progress=False, calibration_kwargs={"method": method})
+    res = label_poses(p2, options=LabelOptions(calibration=CalibrationOptions(method=method)))
     dt = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1] if memory else None
     tracemalloc.stop() if memory else None
@@ -88,9 +88,9 @@ def run_ours(
         pairwise_baseline_direction_error_deg=rep["pairwise_baseline_direction_error_deg"],
         seconds=dt,
         frames_per_s=p2.num_frames / dt,
-        timings_s=res.summary["timings_s"],
-        swaps_undone=res.summary["swaps_undone"],
-        views_rejected=res.summary["views_rejected"],
+        timings_s=res.summary.timings_s,
+        swaps_undone=res.summary.swaps_undone,
+        views_rejected=res.summary.views_rejected,
     )
     if memory:
         out["peak_traced_memory_GB"] = peak / 1e9
@@ -99,7 +99,7 @@ def run_ours(
 
 def run_naive(p2: Poses2D, rig: Rig, gt_cam0: np.ndarray) -> tuple[dict, np.ndarray]:
     t0 = time.perf_counter()
-    X, valid, _ = triangulate_rig(rig, p2.keypoints, p2.scores, robust=False)
+    X, valid, _ = triangulate_rig(rig, p2.keypoints, p2.scores, options=None)
     dt = time.perf_counter() - t0
     Xc = rig.world_to_camera(X)[0]
     out = score(Xc, gt_cam0, valid)
@@ -162,7 +162,7 @@ def main() -> None:
     # the paper's recipe on a subset (evenly spread frames)
     idx = np.linspace(0, args.frames - 1, min(args.per_frame_frames, args.frames)).round().astype(np.int64)
     t0 = time.perf_counter()
-    pf = label_poses(subset(p2, idx), mode="per-frame", progress=False)
+    pf = label_poses(subset(p2, idx), options=LabelOptions(mode="per-frame"))
     dt = time.perf_counter() - t0
     paper = score(pf.labels.poses3d_camera[0].astype(np.float64), gt_cam0[idx], pf.labels.valid)
     paper.update(frames=len(idx), seconds=dt, frames_per_s=len(idx) / dt)
@@ -190,7 +190,7 @@ def main() -> None:
     for method in ("poselib", "magsac"):
         t0 = time.perf_counter()
         try:
-            est, rep = calibrate(p2, method=method)
+            est, rep = calibrate(p2, CalibrationOptions(method=method))
             a = align_rigs(est, rig)[1]
         except InputError as e:
             methods[method] = {"failed": str(e)}
@@ -201,7 +201,7 @@ def main() -> None:
             "relative_poses_s": rep.timings["relative_poses"],
             "max_pairwise_rotation_error_deg": max(a["pairwise_rotation_error_deg"]),
             "mean_pairwise_rotation_error_deg": float(np.mean(a["pairwise_rotation_error_deg"])),
-            "pair_inlier_rates": [e.get("inlier_rate") for e in rep.pairs],
+            "pair_inlier_rates": [e.inlier_rate for e in rep.pairs],
         }
     result["relative_pose_methods"] = methods
 

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from epipolarpose.camera import Rig  # noqa: E402
 from epipolarpose.mocap import load_mocap  # noqa: E402
-from epipolarpose.sync import estimate_offsets  # noqa: E402
+from epipolarpose.sync import SyncOptions, estimate_offsets  # noqa: E402
 from epipolarpose.synthetic import NoiseModel, synthesize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,15 +75,26 @@ def main() -> None:
             continue  # the random draws above keep every trial's data as in the full run
         p2d, _ = synthesize(m.poses[s : s + F], rig, NoiseModel(time_offsets=offs), seed=1000 * args.seed + k)
         t = time.perf_counter()
-        res = estimate_offsets(p2d, max_offset=args.max_offset)
+        res = estimate_offsets(p2d, SyncOptions(max_offset=args.max_offset))
         dt = time.perf_counter() - t
         # synthesize: camera c's frame i shows reference time i + offs[c], the same convention
         ok = np.array_equal(res.offsets, np.asarray(offs))
-        trials.append(dict(trial=k, clip=m.name, frames=F, true=list(offs), found=res.offsets.tolist(),
-                           confidence=np.round(res.confidence, 3).tolist(), exact=bool(ok),
-                           seconds=round(dt, 3)))  # fmt: skip
-        print(f"{k:2d} {m.name:32s} true {offs} found {res.offsets.tolist()} {'ok' if ok else 'FAIL'} {dt:.2f}s",
-              file=__import__("sys").stderr)  # fmt: skip
+        trials.append(
+            dict(
+                trial=k,
+                clip=m.name,
+                frames=F,
+                true=list(offs),
+                found=res.offsets.tolist(),
+                confidence=np.round(res.confidence, 3).tolist(),
+                exact=bool(ok),
+                seconds=round(dt, 3),
+            )
+        )
+        print(
+            f"{k:2d} {m.name:32s} true {offs} found {res.offsets.tolist()} {'ok' if ok else 'FAIL'} {dt:.2f}s",
+            file=__import__("sys").stderr,
+        )
     per_cam = [t["true"][c] == t["found"][c] for t in trials for c in range(1, len(rig))]
     out = dict(
         benchmark="sync",

@@ -11,15 +11,11 @@ from epipolarpose.camera import Camera, Rig
 from epipolarpose.errors import InputError
 from epipolarpose.formats import Poses2D
 from epipolarpose.geometry.alignment import rotation_angle_deg
-from epipolarpose.geometry.bundle import bundle_adjust
-from epipolarpose.geometry.calibration import (
-    average_rotations,
-    body_height,
-    calibrate,
-    metric_scale,
-    per_frame_reconstruct,
-    translations_from_directions,
-)
+from epipolarpose.geometry.bundle import BundleObservations, BundleOptions, bundle_adjust
+from epipolarpose.geometry.calibration import CalibrationOptions, calibrate
+from epipolarpose.geometry.per_frame import per_frame_reconstruct
+from epipolarpose.geometry.rig_assembly import average_rotations, translations_from_directions
+from epipolarpose.skeleton import body_height, metric_scale
 from epipolarpose.synthetic import NoiseModel, default_rig, synthesize
 
 
@@ -80,7 +76,7 @@ def test_bundle_adjustment_recovers_perturbed_rig(rng):
     tp[0] = rig.t[0]
     Xp = X + rng.normal(size=X.shape) * 80
     assert rotation_angle_deg(Rp, rig.R)[1:].min() > 0.5
-    res = bundle_adjust(Rp, tp, Xp, cam_idx, pt_idx, obs.reshape(-1, 2), rig.K[:, 0, 0])
+    res = bundle_adjust(Rp, tp, Xp, rig.K[:, 0, 0], BundleObservations(cam_idx, pt_idx, obs.reshape(-1, 2)))
     assert rotation_angle_deg(res.R, rig.R).max() < 0.1
     assert rotation_angle_deg(res.R, rig.R).max() < 1e-4  # in fact exact
     s = np.linalg.norm(rig.t[1]) / np.linalg.norm(res.t[1])  # the scale gauge is free
@@ -89,9 +85,8 @@ def test_bundle_adjustment_recovers_perturbed_rig(rng):
 
     # with focal refinement: observations made with focal lengths 7 % longer than assumed
     f_true = rig.K[:, 0, 0] * 1.07
-    res = bundle_adjust(
-        Rp, tp, Xp, cam_idx, pt_idx, 1.07 * obs.reshape(-1, 2), rig.K[:, 0, 0], refine_focal=True
-    )
+    observations = BundleObservations(cam_idx, pt_idx, 1.07 * obs.reshape(-1, 2))
+    res = bundle_adjust(Rp, tp, Xp, rig.K[:, 0, 0], observations, BundleOptions(refine_focal=True))
     np.testing.assert_allclose(res.focal_scale * rig.K[:, 0, 0], f_true, rtol=1e-4)
     assert rotation_angle_deg(res.R, rig.R).max() < 1e-3
 
@@ -145,7 +140,7 @@ def test_metric_scale_known_answer(motion):
 def test_calibrate_subject_height_makes_metric(motion, rig):
     p2, _ = synthesize(motion, rig, None)
     h = body_height(motion) * 1.045
-    est, rep = calibrate(p2, subject_height_mm=h)
+    est, rep = calibrate(p2, CalibrationOptions(subject_height_mm=h))
     assert est.units == "mm"
     base = np.linalg.norm(rig.centers[1] - rig.centers[0])
     assert np.linalg.norm(est.centers[1] - est.centers[0]) == pytest.approx(base, rel=1e-3)

@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation
 from epipolarpose.errors import InputError
 from epipolarpose.geometry.alignment import rotation_angle_deg
 from epipolarpose.geometry.epipolar import (
+    RelativePoseOptions,
     cheirality,
     decompose_essential,
     essential_from_fundamental,
@@ -18,8 +19,8 @@ from epipolarpose.geometry.epipolar import (
     pose_from_essential,
     relative_pose,
     sampson_error,
-    skew,
 )
+from epipolarpose.geometry.numeric import skew
 
 
 def _scene(rng: np.random.Generator, n: int = 200):
@@ -61,8 +62,7 @@ def test_decomposition_matches_opencv(rng):
             assert np.linalg.det(Rs[k]) == pytest.approx(1.0)
             assert _same_up_to_scale(essential_from_pose(Rs[k], ts[k]), E) < 1e-9
         errs = [
-            rotation_angle_deg(Rs[k], R) + np.degrees(np.arccos(np.clip(ts[k] @ t, -1, 1)))
-            for k in range(4)
+            rotation_angle_deg(Rs[k], R) + np.degrees(np.arccos(np.clip(ts[k] @ t, -1, 1))) for k in range(4)
         ]
         assert min(errs) < 1e-5
 
@@ -109,7 +109,7 @@ def test_relative_pose_robust_to_outliers(rng, method):
     x2n = x2 + rng.normal(size=x2.shape) * 1.0 / f
     out = rng.random(len(x1)) < 0.2
     x2n[out] = rng.uniform(-0.3, 0.3, size=(out.sum(), 2))
-    rp = relative_pose(x1, x2n, threshold=4.0 / f, method=method)
+    rp = relative_pose(x1, x2n, threshold=4.0 / f, options=RelativePoseOptions(method=method))
     # poselib refines on its inliers; OpenCV's MAGSAC result is used as is (BA refines it later)
     assert rotation_angle_deg(rp.R, R) < (0.1 if method == "poselib" else 0.6)
     assert np.degrees(np.arccos(np.clip(rp.t @ t, -1, 1))) < (0.5 if method == "poselib" else 2.0)

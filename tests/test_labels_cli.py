@@ -13,7 +13,8 @@ from epipolarpose.cli import app
 from epipolarpose.formats import Labels, Poses2D
 from epipolarpose.geometry.alignment import rotation_angle_deg
 from epipolarpose.geometry.triangulation import triangulate_rig
-from epipolarpose.labels import apply_offsets, label_poses
+from epipolarpose.labelling import LabelOptions, label_poses
+from epipolarpose.sync import apply_offsets
 from epipolarpose.synthetic import NoiseModel, default_rig, synthesize
 
 runner = CliRunner()
@@ -74,7 +75,7 @@ def test_label_noisy_beats_naive_dlt_with_true_rig(noisy, rig):
     res = label_poses(p2, progress=False)
     gt0 = rig.world_to_camera(gt.poses3d_world.astype(float))[0]
     ours = n_mpjpe(res.labels.poses3d_camera[0].astype(float), gt0)
-    X, _, _ = triangulate_rig(rig, p2.keypoints, p2.scores, robust=False)
+    X, _, _ = triangulate_rig(rig, p2.keypoints, p2.scores, options=None)
     naive = n_mpjpe(rig.world_to_camera(X)[0], gt0)
     assert ours < 0.8 * naive
     assert res.summary["swaps_undone"] > 0 and res.summary["views_rejected"] > 0
@@ -90,11 +91,11 @@ def test_label_per_frame_and_known_rig(clean, rig):
         p2.keypoints[:, ::5], p2.scores[:, ::5], p2.image_size, p2.camera_names, K=p2.K, dist=p2.dist
     )
     gt_w = gt.poses3d_world[::5].astype(float)
-    res = label_poses(sub, mode="per-frame", progress=False)
+    res = label_poses(sub, options=LabelOptions(mode="per-frame"), progress=False)
     gt0 = rig.world_to_camera(gt_w)[0]
     assert n_mpjpe(res.labels.poses3d_camera[0].astype(float), gt0) < 3.0  # OpenCV 8-point + RANSAC per frame
     # known rig: labels in the rig's world frame and mm
-    res = label_poses(sub, rig=rig, progress=False)
+    res = label_poses(sub, rig, progress=False)
     np.testing.assert_allclose(res.labels.poses3d_world, gt_w, atol=0.05)
     assert res.rig.units == "mm"
 
@@ -263,11 +264,19 @@ def test_cli_degenerate_pairs_exit_2(tmp_path, rng):
     src = tmp_path / "rot.npz"
     p2.save(src)
     out, rig_out = tmp_path / "labels.npz", tmp_path / "rig.json"
-    _bad(tmp_path, ["label", str(src), "-o", str(out), "--rig-out", str(rig_out)], "camera pair 0-1 ('a', 'b'): zero baseline")
+    _bad(
+        tmp_path,
+        ["label", str(src), "-o", str(out), "--rig-out", str(rig_out)],
+        "camera pair 0-1 ('a', 'b'): zero baseline",
+    )
     # two cameras that share only 7 joints
     moved = Rig([Camera(K=K, name="a"), Camera(K=K, t=np.array([-1000.0, 0, 0]), name="b")])
     p2, _ = synthesize(X[:1, :7], moved, None)
     src = tmp_path / "few.npz"
     p2.save(src)
-    _bad(tmp_path, ["calibrate", str(src), "-o", str(rig_out)], "camera pair 0-1 ('a', 'b'): only 7 usable correspondences")
+    _bad(
+        tmp_path,
+        ["calibrate", str(src), "-o", str(rig_out)],
+        "camera pair 0-1 ('a', 'b'): only 7 usable correspondences",
+    )
     assert not out.exists() and not rig_out.exists()

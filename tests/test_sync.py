@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from epipolarpose.formats import Poses2D
-from epipolarpose.sync import estimate_offsets
+from epipolarpose.sync import SyncOptions, estimate_offsets
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_offsets_recovered_with_default_noise(walk, rig_s9, offs):
     from epipolarpose.synthetic import NoiseModel, synthesize
 
     p2d, _ = synthesize(walk, _subset(rig_s9, [0, 1, 2]), NoiseModel(time_offsets=offs), seed=3)
-    res = estimate_offsets(p2d, max_offset=25)
+    res = estimate_offsets(p2d, SyncOptions(max_offset=25))
     np.testing.assert_array_equal(res.offsets, offs)
     assert (res.confidence[1:] > 0.1).all()
     # the coarse cost curve has its minimum at (or next to) the true offset
@@ -47,7 +47,7 @@ def test_slow_motion_offsets_exact(walk, rig_s9, offs, seed):
     f = (t - i)[:, None, None]
     slow = walk[i] * (1 - f) + walk[i + 1] * f
     p2d, _ = synthesize(slow, _subset(rig_s9, [0, 1, 2]), NoiseModel(time_offsets=offs), seed=seed)
-    assert estimate_offsets(p2d, max_offset=20).offsets.tolist() == list(offs)
+    assert estimate_offsets(p2d, SyncOptions(max_offset=20)).offsets.tolist() == list(offs)
 
 
 def test_joint_search_exhaustive_and_coordinate_descent_agree():
@@ -76,9 +76,9 @@ def test_offsets_without_intrinsics_and_other_reference(walk, rig_s9):
     p2d, _ = synthesize(walk, _subset(rig_s9, [0, 3]), NoiseModel(time_offsets=(0, 7)), seed=1)
     p2d.K = None
     p2d.dist = None
-    assert estimate_offsets(p2d, max_offset=15).offsets.tolist() == [0, 7]
+    assert estimate_offsets(p2d, SyncOptions(max_offset=15)).offsets.tolist() == [0, 7]
     # relative to camera 1, camera 0 is 7 frames the other way
-    assert estimate_offsets(p2d, max_offset=15, reference=1).offsets.tolist() == [-7, 0]
+    assert estimate_offsets(p2d, SyncOptions(max_offset=15, reference=1)).offsets.tolist() == [-7, 0]
 
 
 def test_static_person_gives_low_confidence(rig_s9, walk):
@@ -86,7 +86,7 @@ def test_static_person_gives_low_confidence(rig_s9, walk):
 
     still = np.repeat(walk[:1], 80, axis=0)
     p2d, _ = synthesize(still, _subset(rig_s9, [0, 1]), NoiseModel(), seed=0)
-    res = estimate_offsets(p2d, max_offset=10)
+    res = estimate_offsets(p2d, SyncOptions(max_offset=10))
     assert res.confidence[1] < 0.2
     assert any("uncertain" in w for w in res.warnings)
 
@@ -96,7 +96,7 @@ def test_bad_input_messages(rig_s9, walk):
 
     p = Poses2D(np.zeros((2, 10, 17, 2)), np.ones((2, 10, 17)), np.full((2, 2), 100))
     with pytest.raises(InputError, match="max_offset"):
-        estimate_offsets(p, max_offset=30)
+        estimate_offsets(p, SyncOptions(max_offset=30))
 
 
 def test_label_sync_auto_recovers_offsets_and_aligns_labels(tmp_path):
@@ -110,7 +110,9 @@ def test_label_sync_auto_recovers_offsets_and_aligns_labels(tmp_path):
     run = CliRunner()
     res = run.invoke(app, ["synth", "-o", str(tmp_path), "--time-offsets", "0,7,-12,25", "--seed", "3"])
     assert res.exit_code == 0, res.output
-    res = run.invoke(app, ["label", str(tmp_path / "poses2d.npz"), "-o", str(tmp_path / "labels.npz"), "--sync", "auto"])
+    res = run.invoke(
+        app, ["label", str(tmp_path / "poses2d.npz"), "-o", str(tmp_path / "labels.npz"), "--sync", "auto"]
+    )
     assert res.exit_code == 0, res.output
     labels = Labels.load(tmp_path / "labels.npz")
     assert labels.extra["offsets"].tolist() == [0, 7, -12, 25]
@@ -118,5 +120,7 @@ def test_label_sync_auto_recovers_offsets_and_aligns_labels(tmp_path):
     gt_cam0 = gt.rig.world_to_camera(gt.poses3d_world.astype(float))[0]
     err = n_mpjpe(labels.poses3d_camera[0].astype(float), gt_cam0, mask=labels.valid)
     assert err < 60
-    res = run.invoke(app, ["label", str(tmp_path / "poses2d.npz"), "-o", str(tmp_path / "x.npz"), "--sync", "maybe"])
+    res = run.invoke(
+        app, ["label", str(tmp_path / "poses2d.npz"), "-o", str(tmp_path / "x.npz"), "--sync", "maybe"]
+    )
     assert res.exit_code == 2 and "--sync" in res.output and not (tmp_path / "x.npz").exists()

@@ -9,17 +9,13 @@ from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from epipolarpose.camera import Camera, Rig
-from epipolarpose.geometry.triangulation import (
+from epipolarpose.geometry.dlt import dlt_normal_matrices, solve_normal, triangulate_dlt
+from epipolarpose.geometry.optimal_triangulation import (
     correct_matches,
-    dlt_normal_matrices,
     fundamental_from_projections,
-    solve_normal,
-    triangulate_dlt,
     triangulate_optimal,
-    triangulate_rig,
-    triangulate_robust,
-    vector_median,
 )
+from epipolarpose.geometry.triangulation import triangulate_rig, triangulate_robust, vector_median
 from epipolarpose.skeleton import FLIP_PERMUTATION
 
 
@@ -106,8 +102,12 @@ def test_vector_median_known_answer(rng):
     pts = rng.normal(size=(6, 3))
     pts[5] += 100.0  # one far outlier barely moves the geometric median
     med = vector_median(pts[None], axis=-2)[0]
-    ref = minimize(lambda y: np.linalg.norm(pts - y, axis=1).sum(), pts[:5].mean(0), method="Nelder-Mead",
-                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}).x  # fmt: skip
+    ref = minimize(
+        lambda y: np.linalg.norm(pts - y, axis=1).sum(),
+        pts[:5].mean(0),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
+    ).x
     np.testing.assert_allclose(med, ref, atol=1e-4)
     # NaN rows are ignored; all-NaN gives NaN
     pts2 = np.concatenate([pts, np.full((2, 3), np.nan)])
@@ -136,7 +136,7 @@ def test_robust_rejects_injected_outliers(rng):
     # exactly the injected views were dropped
     np.testing.assert_array_equal(~res.used, out)
     # a plain DLT is pulled away by the same outliers
-    Xp, _, _ = triangulate_rig(rig, uv, w, robust=False)
+    Xp, _, _ = triangulate_rig(rig, uv, w, options=None)
     assert np.linalg.norm(Xp - X, axis=-1)[out.any(0)].mean() > 20
 
 

@@ -32,7 +32,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the demo and write ``out/report.json`` (+ PNGs). Returns the report dict."""
     from .geometry.alignment import align_rigs
-    from .labels import label_poses
+    from .labelling import LabelOptions, label_poses
     from .metrics import n_mpjpe, p_mpjpe
     from .mocap import DEFAULT_BVH, load_mocap
     from .pss import PSSModel
@@ -48,7 +48,7 @@ def run_demo(
           f"(σ={sigma:g} px, {outliers:.0%} outliers, {swaps:.0%} swaps, {missing:.0%} missing)")
 
     # Self-calibrate and label: no extrinsics are given; intrinsics come with the detections.
-    result = label_poses(poses2d, mode=mode)
+    result = label_poses(poses2d, options=LabelOptions(mode=mode))
     labels, est_rig = result.labels, result.rig
 
     # Score the labels in every camera's frame: scale-free metrics (the rig has arbitrary units).
@@ -77,7 +77,7 @@ def run_demo(
         "pss_note": "centroids fitted on this clip's ground truth (in-sample)",
         "valid_fraction": float(labels.valid.mean()),
         "rig": rig_report,
-        "summary": result.summary,
+        "summary": result.summary.as_dict(),
         "seconds": time.perf_counter() - t0,
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +67,13 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_together(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Write several files so that either all appear or none: each ``write(tmp)`` goes to a
+    temporary file next to its destination, and the renames happen only after every write
+    succeeded."""
+    with contextlib.ExitStack() as stack:
+        tmps = [stack.enter_context(atomic_path(p, suffix=".tmp")) for p, _ in outputs]
+        for (_, write), tmp in zip(outputs, tmps):
+            write(tmp)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputError
+
 H36M_JOINTS: tuple[str, ...] = (
     "Hip",  # 0 pelvis, root
     "RHip",  # 1
@@ -46,7 +48,9 @@ BONES = np.array([(int(p), j) for j, p in enumerate(PARENTS) if p >= 0], dtype=n
 
 #: Limb bones (parent, child) whose depth a monocular network can flip: R/L upper arm, forearm,
 #: thigh, shin, shape (8, 2); names in :data:`LIMB_BONE_NAMES`.
-LIMB_BONES = np.array([(14, 15), (15, 16), (11, 12), (12, 13), (1, 2), (2, 3), (4, 5), (5, 6)], dtype=np.int64)
+LIMB_BONES = np.array(
+    [(14, 15), (15, 16), (11, 12), (12, 13), (1, 2), (2, 3), (4, 5), (5, 6)], dtype=np.int64
+)
 LIMB_BONE_NAMES: tuple[str, ...] = (
     "RUpperArm",
     "RForearm",
@@ -77,6 +81,45 @@ JOINT_SIDE[RIGHT_JOINTS] = "r"
 
 #: Distance (mm) by which the synthesised head top lies beyond the head joint of a mocap skeleton.
 HEAD_TOP_OFFSET_MM = 120.0
+
+
+#: Bones (lower, upper) whose median lengths add up to the ankle-to-head-top height: each leg
+#: (ankle-knee, knee-hip; the two legs are averaged) and the trunk (pelvis-spine, spine-thorax,
+#: thorax-neck/nose, neck/nose-head top); hip-pelvis is horizontal and skipped.
+HEIGHT_CHAIN_RIGHT_LEG: tuple[tuple[int, int], ...] = ((3, 2), (2, 1))
+HEIGHT_CHAIN_LEFT_LEG: tuple[tuple[int, int], ...] = ((6, 5), (5, 4))
+HEIGHT_CHAIN_TRUNK: tuple[tuple[int, int], ...] = ((0, 7), (7, 8), (8, 9), (9, 10))
+#: The foot below the ankle, as a fraction of the ankle-to-head-top height.
+FOOT_HEIGHT_FRACTION = 0.045
+
+
+def body_height(poses: np.ndarray) -> float:
+    """Standing height estimated from median bone lengths of (F, 17, 3) poses: mean leg length
+    (ankle-knee-hip) + pelvis-spine-thorax-neck-head-top chain. Ignores the foot below the ankle
+    (~5 % of the height) — it approximates the *ankle-to-head-top* height."""
+    poses = np.asarray(poses, dtype=np.float64)
+
+    def med(pairs: tuple[tuple[int, int], ...]) -> float:
+        return float(sum(np.nanmedian(np.linalg.norm(poses[:, a] - poses[:, b], axis=-1)) for a, b in pairs))
+
+    legs = 0.5 * (med(HEIGHT_CHAIN_RIGHT_LEG) + med(HEIGHT_CHAIN_LEFT_LEG))
+    return legs + med(HEIGHT_CHAIN_TRUNK)
+
+
+def metric_scale(poses: np.ndarray, subject_height_mm: float) -> float:
+    """Scale factor turning arbitrary-unit poses (F, 17, 3) into mm given the subject's height.
+
+    The height is compared with :func:`body_height` (ankle to head top) plus
+    :data:`FOOT_HEIGHT_FRACTION` for the foot.
+    """
+    if not subject_height_mm or subject_height_mm <= 0:
+        raise InputError(f"subject height must be a positive number of mm, got {subject_height_mm}")
+    if poses.shape[-2] != NUM_JOINTS:
+        raise InputError("--subject-height needs the Human3.6M 17-joint skeleton")
+    h = body_height(poses) * (1 + FOOT_HEIGHT_FRACTION)
+    if not np.isfinite(h) or h <= 0:
+        raise InputError("cannot measure the subject's height: too few triangulated joints")
+    return float(subject_height_mm / h)
 
 
 @dataclass(frozen=True)
@@ -138,10 +181,24 @@ def _direct(names: list[str | None]) -> tuple[tuple[tuple[str, float], ...], ...
 
 
 COCO17_JOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
 
 
 def _coco_like_recipe(nose: str, head: tuple[str, ...], prefix: str = "") -> tuple:
@@ -182,13 +239,40 @@ COCO17 = JointMapping(
 )
 
 BLAZEPOSE33_JOINTS: tuple[str, ...] = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_pinky", "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
-)  # fmt: skip
+    "nose",
+    "left_eye_inner",
+    "left_eye",
+    "left_eye_outer",
+    "right_eye_inner",
+    "right_eye",
+    "right_eye_outer",
+    "left_ear",
+    "right_ear",
+    "mouth_left",
+    "mouth_right",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_pinky",
+    "right_pinky",
+    "left_index",
+    "right_index",
+    "left_thumb",
+    "right_thumb",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_heel",
+    "right_heel",
+    "left_foot_index",
+    "right_foot_index",
+)
 
 BLAZEPOSE33 = JointMapping(
     name="blazepose33",
@@ -197,27 +281,70 @@ BLAZEPOSE33 = JointMapping(
 )
 
 BANDAI_JOINTS: tuple[str, ...] = (
-    "Hips", "UpperLeg_R", "LowerLeg_R", "Foot_R", "UpperLeg_L", "LowerLeg_L", "Foot_L",
-    "Chest", "Neck", "Head", "UpperArm_L", "LowerArm_L", "Hand_L", "UpperArm_R", "LowerArm_R",
+    "Hips",
+    "UpperLeg_R",
+    "LowerLeg_R",
+    "Foot_R",
+    "UpperLeg_L",
+    "LowerLeg_L",
+    "Foot_L",
+    "Chest",
+    "Neck",
+    "Head",
+    "UpperArm_L",
+    "LowerArm_L",
+    "Hand_L",
+    "UpperArm_R",
+    "LowerArm_R",
     "Hand_R",
-)  # fmt: skip
+)
 
 #: Bandai-Namco BVH -> H36M. The head top (joint 10) is synthesised.
 BANDAI = JointMapping(
     name="bandai",
     source_joints=BANDAI_JOINTS,
     recipe=_direct(
-        ["Hips", "UpperLeg_R", "LowerLeg_R", "Foot_R", "UpperLeg_L", "LowerLeg_L", "Foot_L",
-         "Chest", "Neck", "Head", None, "UpperArm_L", "LowerArm_L", "Hand_L", "UpperArm_R",
-         "LowerArm_R", "Hand_R"]
+        [
+            "Hips",
+            "UpperLeg_R",
+            "LowerLeg_R",
+            "Foot_R",
+            "UpperLeg_L",
+            "LowerLeg_L",
+            "Foot_L",
+            "Chest",
+            "Neck",
+            "Head",
+            None,
+            "UpperArm_L",
+            "LowerArm_L",
+            "Hand_L",
+            "UpperArm_R",
+            "LowerArm_R",
+            "Hand_R",
+        ]
     ),
-)  # fmt: skip
+)
 
 CMU_JOINTS: tuple[str, ...] = (
-    "Hips", "RightHip", "RightKnee", "RightAnkle", "LeftHip", "LeftKnee", "LeftAnkle",
-    "Chest", "lowerneck", "Neck", "Head", "LeftShoulder", "LeftElbow", "LeftWrist",
-    "RightShoulder", "RightElbow", "RightWrist",
-)  # fmt: skip
+    "Hips",
+    "RightHip",
+    "RightKnee",
+    "RightAnkle",
+    "LeftHip",
+    "LeftKnee",
+    "LeftAnkle",
+    "Chest",
+    "lowerneck",
+    "Neck",
+    "Head",
+    "LeftShoulder",
+    "LeftElbow",
+    "LeftWrist",
+    "RightShoulder",
+    "RightElbow",
+    "RightWrist",
+)
 
 #: CMU BVH -> H36M. The head top (joint 10) is synthesised (from CMU's ``Head`` joint, which is
 #: listed in ``source_joints`` so that the synthesis can find it).
@@ -225,11 +352,27 @@ CMU = JointMapping(
     name="cmu",
     source_joints=CMU_JOINTS,
     recipe=_direct(
-        ["Hips", "RightHip", "RightKnee", "RightAnkle", "LeftHip", "LeftKnee", "LeftAnkle",
-         "Chest", "lowerneck", "Neck", None, "LeftShoulder", "LeftElbow", "LeftWrist",
-         "RightShoulder", "RightElbow", "RightWrist"]
+        [
+            "Hips",
+            "RightHip",
+            "RightKnee",
+            "RightAnkle",
+            "LeftHip",
+            "LeftKnee",
+            "LeftAnkle",
+            "Chest",
+            "lowerneck",
+            "Neck",
+            None,
+            "LeftShoulder",
+            "LeftElbow",
+            "LeftWrist",
+            "RightShoulder",
+            "RightElbow",
+            "RightWrist",
+        ]
     ),
-)  # fmt: skip
+)
 
 MOCAP_MAPPINGS: dict[str, JointMapping] = {"bandai": BANDAI, "cmu": CMU}
 

@@ -39,14 +39,18 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .camera import undistort_normalized
 from .errors import InputError
 from .formats import Poses2D
+from .geometry.epipolar import sampson_error
+
+__all__ = ["SyncOptions", "SyncResult", "apply_offsets", "estimate_offsets"]
 
 
 @dataclass
@@ -91,12 +95,10 @@ _FINE_ITERATIONS = 3
 
 
 def _smooth_tracks(x: np.ndarray, median: int = 5, mean: int = 5, reject: float = 0.0) -> np.ndarray:
-    """Robust temporal smoothing of tracks (F, J, 2): running median over ``median`` frames (drops
+    """Robust temporal smoothing of tracks (T, J, 2) over T frames: running median over ``median`` frames (drops
     isolated outliers and left/right swaps), then running mean over ``mean`` frames. NaN where
     fewer than half the median window is observed. With ``reject > 0`` the mean is taken over the
     raw points within ``reject`` x the median distance of all points from the running median."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
         h = median // 2
@@ -115,15 +117,6 @@ def _smooth_tracks(x: np.ndarray, median: int = 5, mean: int = 5, reject: float 
         return out
 
 
-def _sampson(F: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Sampson distances (pixels) of correspondences a <-> b (..., 2) under ``b^T F a = 0``."""
-    Fa = a @ F[:, :2].T + F[:, 2]  # epipolar lines in b
-    Ftb = b @ F[:2, :] + F[2, :]  # epipolar lines in a
-    num = (b[..., 0] * Fa[..., 0] + b[..., 1] * Fa[..., 1] + Fa[..., 2]) ** 2
-    den = Fa[..., 0] ** 2 + Fa[..., 1] ** 2 + Ftb[..., 0] ** 2 + Ftb[..., 1] ** 2
-    return np.sqrt(num / np.maximum(den, 1e-30))
-
-
 def _fit_fundamental(a: np.ndarray, b: np.ndarray, thresh: float = 2.0) -> np.ndarray | None:
     """Robust fundamental matrix (OpenCV USAC-MAGSAC) of correspondences a <-> b (M, 2) pixels."""
     F, _ = cv2.findFundamentalMat(a, b, cv2.USAC_MAGSAC, thresh, 0.999, 2000)
@@ -136,27 +129,33 @@ def _epipolar_cost(a: np.ndarray, b: np.ndarray, thresh: float = 2.0) -> float:
     F = _fit_fundamental(a, b, thresh)
     if F is None:
         return np.inf
-    e = _sampson(F, a, b)
+    e = sampson_error(F, a, b)
     return float(np.sqrt(np.mean(np.minimum(e, 3 * np.median(e)) ** 2)))
 
 
 def _pairs(x_a: np.ndarray, x_b: np.ndarray, offset: int, stride: int = 1):
     """Correspondences (M, 2) <-> (M, 2) of camera a frame t <-> camera b frame t - offset (every
     ``stride``-th overlapping frame) and the number of frames they come from."""
-    F = x_a.shape[0]
-    t = np.arange(max(0, offset), min(F, F + offset))[::stride]
+    num_frames = x_a.shape[0]
+    t = np.arange(max(0, offset), min(num_frames, num_frames + offset))[::stride]
     a, b = x_a[t], x_b[t - offset]
     ok = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
     return a[ok], b[ok], len(np.unique(np.nonzero(ok)[0]))
 
 
 def _fixed_cost_curve(
-    x_a: np.ndarray, x_b: np.ndarray, F: np.ndarray, tau: float, shifts: np.ndarray, min_frames: int,
-    w_a: np.ndarray | None = None, w_b: np.ndarray | None = None,
-) -> np.ndarray:  # fmt: skip
+    x_a: np.ndarray,
+    x_b: np.ndarray,
+    F: np.ndarray,
+    tau: float,
+    shifts: np.ndarray,
+    min_frames: int,
+    w_a: np.ndarray | None = None,
+    w_b: np.ndarray | None = None,
+) -> np.ndarray:
     """Mean truncated squared Sampson error ``mean(min(e, tau)^2)`` under ONE fundamental matrix
     ``F`` of camera a frame t <-> camera b frame t - d, for every d in ``shifts`` (NaN where fewer
-    than ``min_frames`` frames overlap). Weighted by ``w_a[t] + w_b[t - d]`` (F, J) when given."""
+    than ``min_frames`` frames overlap). Weighted by ``w_a[t] + w_b[t - d]`` (T, J) when given."""
     out = np.full(len(shifts), np.nan)
     n_frames = x_a.shape[0]
     for n, d in enumerate(shifts):
@@ -165,7 +164,7 @@ def _fixed_cost_curve(
         ok = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
         if ok.any(-1).sum() < min_frames:
             continue
-        e2 = np.minimum(_sampson(F, a[ok], b[ok]), tau) ** 2
+        e2 = np.minimum(sampson_error(F, a[ok], b[ok]), tau) ** 2
         if w_a is None or w_b is None:
             out[n] = np.mean(e2)
         else:
@@ -200,9 +199,14 @@ def _profile(curves: dict[tuple[int, int], np.ndarray], d0: int, o: np.ndarray, 
 
 
 def _joint_offsets(
-    curves: dict[tuple[int, int], np.ndarray], shifts: np.ndarray, cands: np.ndarray, C: int,
-    reference: int, start: np.ndarray, max_combinations: int = 500_000,
-) -> np.ndarray:  # fmt: skip
+    curves: dict[tuple[int, int], np.ndarray],
+    shifts: np.ndarray,
+    cands: np.ndarray,
+    C: int,
+    reference: int,
+    start: np.ndarray,
+    max_combinations: int = 500_000,
+) -> np.ndarray:
     """Offsets (C,) minimising the sum over camera pairs (i, j) of ``curves[i, j][o_j - o_i]`` with
     ``o[reference] = 0`` and every other ``o`` in ``cands``: exhaustive search when the grid is
     small (up to 4 cameras for ±30 frames), else coordinate descent from ``start`` over the full
@@ -237,20 +241,11 @@ def _joint_offsets(
     return o
 
 
-def estimate_offsets(
-    poses2d: Poses2D,
-    max_offset: int = 30,
-    reference: int = 0,
-    min_score: float = 0.3,
-    coarse_points: int = 1500,
-    max_points: int = 4000,
-    smooth: int = 5,
-    seed: int = 0,
-) -> SyncResult:
-    """Estimate integer frame offsets of every camera against ``reference``.
+@dataclass(frozen=True)
+class SyncOptions:
+    """Knobs of :func:`estimate_offsets`.
 
-    Args:
-        poses2d: detections (C, F, J, 2); ``K``/``dist``, when present, remove lens distortion.
+    Attributes:
         max_offset: largest |offset| tried, frames.
         reference: camera whose timeline the offsets refer to.
         min_score: detections below this score are ignored.
@@ -259,18 +254,28 @@ def estimate_offsets(
         smooth: temporal smoothing window of the tracks, frames (even values are rounded up to
             odd; 1: none).
         seed: OpenCV RNG seed (RANSAC), for reproducible results.
-    Returns:
-        :class:`SyncResult` (offsets relative to ``reference``).
     """
-    C, F, J, _ = poses2d.keypoints.shape
-    if C < 2:
-        raise InputError("time synchronisation needs at least 2 cameras")
-    if not 0 <= reference < C:
-        raise InputError(f"reference camera {reference} out of range for {C} cameras")
-    if max_offset < 0 or max_offset >= F - 2:
-        raise InputError(f"max_offset must be in [0, {F - 3}] for {F} frames, got {max_offset}")
-    cv2.setRNGSeed(seed)
-    kp = np.where((poses2d.scores >= min_score)[..., None], poses2d.keypoints, np.nan).astype(np.float64)
+
+    max_offset: int = 30
+    reference: int = 0
+    min_score: float = 0.3
+    coarse_points: int = 1500
+    max_points: int = 4000
+    smooth: int = 5
+    seed: int = 0
+
+
+# a candidate needs correspondences from at least this many frames, and 15 of them
+_MIN_FRAMES = 4
+_MIN_CORRESPONDENCES = 15
+
+
+def _tracks(poses2d: Poses2D, options: SyncOptions) -> np.ndarray:
+    """Step 0: the joints (C, T, J, 2) in undistorted pixels (when ``K``/``dist`` are known), NaN
+    below ``min_score``, each track smoothed in time."""
+    C = poses2d.num_cameras
+    ok = poses2d.scores >= options.min_score
+    kp = np.where(ok[..., None], poses2d.keypoints, np.nan).astype(np.float64)
     if poses2d.K is not None and poses2d.dist is not None and np.any(poses2d.dist):
         # remove lens distortion (same K), so that a fundamental matrix holds exactly
         K = poses2d.K
@@ -278,65 +283,99 @@ def estimate_offsets(
         x = np.einsum("cij,cfkj->cfki", K[:, :2, :2], xy) + K[:, None, None, :2, 2]
     else:
         x = kp
-    if smooth > 1:
-        win = smooth + 1 - smooth % 2  # odd: centred windows
+    if options.smooth > 1:
+        win = options.smooth + 1 - options.smooth % 2  # odd: centred windows
         x = np.stack([_smooth_tracks(x[c], win, win, _REJECT) for c in range(C)])
-    cands = np.arange(-max_offset, max_offset + 1)
+    return x
+
+
+class _PairCosts:
+    """Correspondences of camera pairs at a relative offset, and their refitted epipolar costs
+    (memoised): the coarse and alias passes score the same offsets several times."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x
+        self.seen = np.isfinite(x).all(-1)
+        self.memo: dict[tuple[int, int, int], float] = {}
+
+    def subsample(self, i: int, j: int, d: int, points: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """About ``points`` correspondences of cameras i (frame t) and j (frame t - d), every
+        k-th frame; ``(None, None)`` where they overlap too little."""
+        st = max(1, int(np.ceil((self.seen[i] & self.seen[j]).sum() / points)))
+        a, b, nf = _pairs(self.x[i], self.x[j], d, st)
+        return (a, b) if len(a) >= _MIN_CORRESPONDENCES and nf >= _MIN_FRAMES else (None, None)
+
+    def refit(self, i: int, j: int, d: int, points: int) -> float:
+        """Robust RMS Sampson error of a fundamental matrix refitted at offset ``d`` (NaN: too
+        little overlap)."""
+        if (i, j, d) not in self.memo:
+            a, b = self.subsample(i, j, d, points)
+            self.memo[i, j, d] = np.nan if a is None else _epipolar_cost(a, b)
+        return self.memo[i, j, d]
+
+
+def _coarse_costs(costs: _PairCosts, cands: np.ndarray, names: list[str], options: SyncOptions) -> np.ndarray:
+    """Step 1: cost (C, K) of every candidate offset of every camera against the reference, a
+    fundamental matrix refitted per candidate on a subsample of frames (NaN for the reference)."""
+    C, ref = len(names), options.reference
     cost = np.full((C, len(cands)), np.nan)
-    offsets = np.zeros(C, dtype=np.int64)
-    names = poses2d.camera_names
-    seen = np.isfinite(x).all(-1)
-    min_frames = 4
-
-    def subsample(i: int, j: int, d: int, points: int):
-        st = max(1, int(np.ceil((seen[i] & seen[j]).sum() / points)))
-        a, b, nf = _pairs(x[i], x[j], d, st)
-        return (a, b) if len(a) >= 15 and nf >= min_frames else (None, None)
-
-    cams = [c for c in range(C) if c != reference]
-    pairs = [(i, j) for i in range(C) for j in range(i + 1, C)]
-    # 1. coarse: every candidate against the reference camera, F refitted, on a subsample of frames
-    memo: dict[tuple[int, int, int], float] = {}
-
-    def refit(i: int, j: int, d: int) -> float:
-        if (i, j, d) not in memo:
-            a, b = subsample(i, j, d, coarse_points)
-            memo[i, j, d] = np.nan if a is None else _epipolar_cost(a, b)
-        return memo[i, j, d]
-
-    for c in cams:
-        i, j, sign = (reference, c, 1) if reference < c else (c, reference, -1)
-        cost[c] = [refit(i, j, sign * int(o)) for o in cands]
+    for c in range(C):
+        if c == ref:
+            continue
+        i, j, sign = (ref, c, 1) if ref < c else (c, ref, -1)
+        cost[c] = [costs.refit(i, j, sign * int(o), options.coarse_points) for o in cands]
         if not np.isfinite(cost[c]).any():
             raise InputError(
-                f"camera {names[c]!r}: too few joints seen together with {names[reference]!r} to "
+                f"camera {names[c]!r}: too few joints seen together with {names[ref]!r} to "
                 "estimate a time offset"
             )
+    return cost
+
+
+def _resolve_aliases(
+    costs: _PairCosts, cost: np.ndarray, cands: np.ndarray, options: SyncOptions
+) -> np.ndarray:
+    """Step 2: periodic motion (a walk) gives coarse minima one cycle apart that fit almost
+    equally well. The near-best local minima of every camera are combined and the combination whose
+    relative offsets fit best over ALL pairs (sum of the log refitted pair costs) is kept."""
+    C, ref = len(cost), options.reference
+    cams = [c for c in range(C) if c != ref]
+    offsets = np.zeros(C, dtype=np.int64)
+    for c in cams:
         offsets[c] = cands[np.nanargmin(cost[c])]
-    # 2. periodic motion: a camera's coarse curve can have minima one cycle apart that fit (almost)
-    #    equally well. Keep the near-best local minima of every camera and choose the combination
-    #    whose relative offsets fit best over ALL pairs (sum of the log refitted pair costs).
     hyps = {c: _local_minima(cands, cost[c], _ALIAS_RATIO, _HYPOTHESES) for c in cams}
     while np.prod([len(h) for h in hyps.values()]) > _MAX_COMBOS:
         c = max(hyps, key=lambda c: len(hyps[c]))
         hyps[c] = hyps[c][:-1]
-    if any(len(h) > 1 for h in hyps.values()):
-        combos = []
-        for h in itertools.product(*(hyps[c] for c in cams)):
-            o = np.zeros(C, dtype=np.int64)
-            o[cams] = h
-            combos.append(o)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logc = np.log([[refit(i, j, int(o[j] - o[i])) for i, j in pairs] for o in combos])
-        # a pair with too little overlap counts as the worst of its values
-        worst = np.max(np.where(np.isfinite(logc), logc, -np.inf), 0)
-        logc = np.where(np.isfinite(logc), logc, np.where(np.isfinite(worst), worst, 0.0))
-        offsets = combos[int(np.argmin(logc.sum(1)))]
-    # 3. fine: ONE fundamental matrix per camera pair, fitted robustly on all frames at the current
-    #    offsets; every relative offset scored with that fixed geometry (refitting per offset would
-    #    absorb part of the misalignment of slow motions); the offsets minimising the sum over all
-    #    pairs are searched over the full range; refit at the new offsets and repeat.
-    shifts = np.arange(-2 * max_offset, 2 * max_offset + 1)
+    if not any(len(h) > 1 for h in hyps.values()):
+        return offsets
+    pairs = [(i, j) for i in range(C) for j in range(i + 1, C)]
+    combos = []
+    for h in itertools.product(*(hyps[c] for c in cams)):
+        o = np.zeros(C, dtype=np.int64)
+        o[cams] = h
+        combos.append(o)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logc = np.log(
+            [[costs.refit(i, j, int(o[j] - o[i]), options.coarse_points) for i, j in pairs] for o in combos]
+        )
+    # a pair with too little overlap counts as the worst of its values
+    worst = np.max(np.where(np.isfinite(logc), logc, -np.inf), 0)
+    logc = np.where(np.isfinite(logc), logc, np.where(np.isfinite(worst), worst, 0.0))
+    return combos[int(np.argmin(logc.sum(1)))]
+
+
+def _fine_offsets(
+    costs: _PairCosts, offsets: np.ndarray, cands: np.ndarray, options: SyncOptions
+) -> np.ndarray:
+    """Step 3: ONE fundamental matrix per camera pair, fitted robustly on all frames at the current
+    offsets; every relative offset scored with that fixed geometry (refitting per offset would
+    absorb part of the misalignment of slow motions); the offsets minimising the sum over all pairs
+    are searched over the full range; refit at the new offsets and repeat."""
+    x = costs.x
+    C = len(x)
+    pairs = [(i, j) for i in range(C) for j in range(i + 1, C)]
+    shifts = np.arange(-2 * options.max_offset, 2 * options.max_offset + 1)
     # weights: squared speed of each joint (pixels / frame) -- still joints carry noise, no signal
     speed2 = np.zeros(x.shape[:3])
     speed2[:, 1:-1] = np.nan_to_num(np.sum((x[:, 2:] - x[:, :-2]) ** 2, -1) / 4)
@@ -350,37 +389,95 @@ def estimate_offsets(
                 continue
             fitted[i, j] = d
             curves.pop((i, j), None)
-            a, b = subsample(i, j, d, max_points)
+            a, b = costs.subsample(i, j, d, options.max_points)
             Fm = None if a is None else _fit_fundamental(a, b)
             if Fm is None:
                 continue
-            tau = 3 * float(np.median(_sampson(Fm, a, b)))
-            curve = _fixed_cost_curve(x[i], x[j], Fm, tau, shifts, min_frames, weight[i], weight[j])
+            tau = 3 * float(np.median(sampson_error(Fm, a, b)))
+            curve = _fixed_cost_curve(x[i], x[j], Fm, tau, shifts, _MIN_FRAMES, weight[i], weight[j])
             if np.isfinite(curve).any():
                 # normalised, so that every pair weighs the same; too little overlap: the worst value
                 curve /= max(float(np.nanmin(curve)), 1e-12)
                 curves[i, j] = np.where(np.isfinite(curve), curve, np.nanmax(curve))
         if not curves:
             break
-        new = _joint_offsets(curves, shifts, cands, C, reference, offsets)
+        new = _joint_offsets(curves, shifts, cands, C, options.reference, offsets)
         if np.array_equal(new, offsets):
             break
         offsets = new
+    return offsets
+
+
+def _confidence(
+    cost: np.ndarray, offsets: np.ndarray, cands: np.ndarray, names: list[str], options: SyncOptions
+) -> tuple[np.ndarray, list[str]]:
+    """Confidence (C,) of every offset: ``1 - best / runner_up`` of its coarse cost against the
+    best candidate at least 3 frames away; warnings for offsets at the search limit or uncertain."""
+    C = len(cost)
     conf = np.ones(C)
     notes: list[str] = []
-    for c in cams:
+    for c in range(C):
+        if c == options.reference:
+            continue
         far = np.abs(cands - offsets[c]) >= 3
         runner = np.nanmin(np.where(far & np.isfinite(cost[c]), cost[c], np.inf))
         best = cost[c, int(np.searchsorted(cands, offsets[c]))]
         conf[c] = float(np.clip(1 - best / runner, 0, 1)) if np.isfinite(runner * best) else 0.0
-        if abs(offsets[c]) == max_offset:
+        if abs(offsets[c]) == options.max_offset:
             notes.append(
-                f"warning: {names[c]} offset hit the search limit ±{max_offset}; try a larger --max-offset"
+                f"warning: {names[c]} offset hit the search limit ±{options.max_offset}; try a larger --max-offset"
             )
         if conf[c] < 0.2:
             notes.append(
                 f"warning: {names[c]} offset is uncertain (confidence {conf[c]:.2f}): the person may "
                 "move too little, or the views share too few joints"
             )
+    return conf, notes
+
+
+def estimate_offsets(poses2d: Poses2D, options: SyncOptions = SyncOptions()) -> SyncResult:
+    """Estimate integer frame offsets of every camera against ``options.reference`` (see the
+    module docstring for the method).
+
+    Args:
+        poses2d: detections (C, T, J, 2); ``K``/``dist``, when present, remove lens distortion.
+        options: :class:`SyncOptions`.
+    Returns:
+        :class:`SyncResult` (offsets relative to the reference camera).
+    """
+    C, T = poses2d.num_cameras, poses2d.num_frames
+    if C < 2:
+        raise InputError("time synchronisation needs at least 2 cameras")
+    if not 0 <= options.reference < C:
+        raise InputError(f"reference camera {options.reference} out of range for {C} cameras")
+    if options.max_offset < 0 or options.max_offset >= T - 2:
+        raise InputError(f"max_offset must be in [0, {T - 3}] for {T} frames, got {options.max_offset}")
+    cv2.setRNGSeed(options.seed)
+    names = poses2d.camera_names
+    costs = _PairCosts(_tracks(poses2d, options))
+    cands = np.arange(-options.max_offset, options.max_offset + 1)
+    cost = _coarse_costs(costs, cands, names, options)
+    offsets = _resolve_aliases(costs, cost, cands, options)
+    offsets = _fine_offsets(costs, offsets, cands, options)
+    conf, notes = _confidence(cost, offsets, cands, names, options)
     cost[~np.isfinite(cost)] = np.nan
-    return SyncResult(offsets, conf, cost, cands, reference, notes)
+    return SyncResult(offsets, conf, cost, cands, options.reference, notes)
+
+
+def apply_offsets(poses2d: Poses2D, offsets: np.ndarray) -> Poses2D:
+    """Re-index every camera's frames by its offset: output frame ``i`` of camera ``c`` is input
+    frame ``i - offsets[c]`` (so a camera whose frame ``k`` shows reference time ``k + o`` is
+    aligned to reference time). Frames falling outside are missing (NaN, score 0)."""
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1)
+    C, T = poses2d.num_cameras, poses2d.num_frames
+    if offsets.shape != (C,):
+        raise InputError(f"offsets: {offsets.size} values given for {C} cameras")
+    kp = np.full_like(poses2d.keypoints, np.nan)
+    sc = np.zeros_like(poses2d.scores)
+    for c, o in enumerate(offsets):
+        dst = np.arange(T)
+        src = dst - o
+        ok = (src >= 0) & (src < T)
+        kp[c, dst[ok]] = poses2d.keypoints[c, src[ok]]
+        sc[c, dst[ok]] = poses2d.scores[c, src[ok]]
+    return replace(poses2d, keypoints=kp, scores=sc, extra=dict(poses2d.extra))

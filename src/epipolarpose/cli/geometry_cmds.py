@@ -27,14 +27,19 @@ _HEIGHT = typer.Option(
 )
 
 
-def _load_intrinsics(path: Path | None):
+def _load_poses(poses2d: Path, intrinsics: Path | None):
+    """The detections, with ``--intrinsics`` (a ``K.json`` rig) applied when given."""
     from ..camera import Rig
+    from ..formats import Poses2D
+    from ..geometry.observations import apply_intrinsics
 
-    return None if path is None else Rig.load(path, require_extrinsics=False)
+    p2 = Poses2D.load(poses2d)
+    if intrinsics is None:
+        return p2
+    return apply_intrinsics(p2, Rig.load(intrinsics, require_extrinsics=False))
 
 
 def _check_out(out: Path, what: str) -> None:
-
     if out.exists() and out.is_dir():
         raise InputError(f"{what} {out} is a folder, expected a file path")
 
@@ -57,32 +62,17 @@ def calibrate(
     report: Path | None = typer.Option(None, help="Also write the calibration report (JSON)."),
 ) -> None:
     """Self-calibrate a static camera rig from multi-view 2D joints (writes rig.json)."""
-    from ..formats import Poses2D
+    from ..geometry.calibration import CalibrationOptions
     from ..geometry.calibration import calibrate as run_calibration
     from ..io import save_json
 
     _check_out(out, "output")
-    p2 = Poses2D.load(poses2d)
-    rig, rep = run_calibration(
-        p2, intrinsics=_load_intrinsics(intrinsics), refine_focal=refine_focal,
-        subject_height_mm=subject_height, method=method,
-    )  # fmt: skip
-    d = rep.as_dict()
+    options = CalibrationOptions(refine_focal=refine_focal, subject_height_mm=subject_height, method=method)
+    rig, rep = run_calibration(_load_poses(poses2d, intrinsics), options)
     if report is not None:
-        save_json(report, d)
+        save_json(report, rep.as_dict())
     rig.save(out)
-    for e in d["pairs"]:
-        i, j = e["pair"]
-        rate = f"{e['inlier_rate']:.1%}" if "inlier_rate" in e else "-"
-        status = "used" if e.get("used") else e.get("skipped", "rejected by rotation averaging")
-        typer.echo(f"pair {i}-{j}: {e['correspondences']} correspondences, inliers {rate}, {status}")
-    b = d["ba_median_error_px"]
-    typer.echo(
-        f"bundle adjustment: {d['ba_frames']} frames, median reprojection error {b['before']:.2f} -> "
-        f"{b['after']:.2f} px; calibration took {d['timings_s']['total']:.2f} s"
-    )
-    for w in d["warnings"]:
-        typer.echo(f"warning: {w}")
+    typer.echo(rep.format())
     typer.echo(f"wrote {out} (units: {rig.units})")
 
 
@@ -99,21 +89,17 @@ def triangulate(
     import numpy as np
 
     from ..camera import Rig
-    from ..formats import Labels, Poses2D
-    from ..geometry.triangulation import triangulate_rig
-    from ..labels import _check_rig
+    from ..formats import Poses2D
+    from ..labelling import LabelOptions, label_poses
 
     _check_out(out, "output")
-    p2 = Poses2D.load(poses2d)
-    r = Rig.load(rig)
-    _check_rig(r, p2)
-    X, valid, reproj = triangulate_rig(r, p2.keypoints, p2.scores, robust=robust, progress=True)
-    reproj = np.where(p2.observed(), reproj, np.nan)
-    labels = Labels(X, r.world_to_camera(X), valid, reproj, extra={"rig_json": np.array(r.to_json())})
-    labels.save(out)
+    options = LabelOptions() if robust else LabelOptions(triangulation=None)
+    res = label_poses(Poses2D.load(poses2d), Rig.load(rig), options=options, progress=True)
+    res.labels.save(out)
+    valid, reproj = res.labels.valid, res.labels.reprojection_error
+    median = np.nanmedian(reproj[:, valid]) if valid.any() else float("nan")
     typer.echo(
-        f"{valid.mean():.1%} of joints triangulated, median reprojection error "
-        f"{np.nanmedian(reproj[:, valid]) if valid.any() else float('nan'):.2f} px; wrote {out}"
+        f"{valid.mean():.1%} of joints triangulated, median reprojection error {median:.2f} px; wrote {out}"
     )
 
 
@@ -149,55 +135,26 @@ def label(
 ) -> None:
     """Self-calibrate (unless --rig) and triangulate: 2D joints -> 3D pseudo-labels (labels.npz)."""
     from ..camera import Rig
-    from ..formats import Poses2D
-    from ..io import atomic_path, save_json
-    from ..labels import format_summary, label_poses
+    from ..geometry.calibration import CalibrationOptions
+    from ..io import save_json, write_together
+    from ..labelling import LabelOptions, label_poses
+    from ..sync import SyncOptions
 
     _check_out(out, "output")
-    p2 = Poses2D.load(poses2d)
-    known = Rig.load(rig) if rig is not None else None
-    offsets = None
-    if sync == "auto":
-        from ..sync import estimate_offsets
-
-        sr = estimate_offsets(p2, max_offset=max_offset)
-        offsets = sr.offsets
-        for w in sr.warnings:
-            typer.echo(w, err=True)
-        typer.echo(
-            "time offsets (frames to add to each camera's index): "
-            + ", ".join(
-                f"{n} {o:+d} (confidence {c:.2f})"
-                for n, o, c in zip(p2.camera_names, sr.offsets, sr.confidence)
-            )
-        )
-    elif sync != "none":
+    if sync not in ("none", "auto"):
         raise InputError(f"--sync must be 'none' or 'auto', got {sync!r}")
-    res = label_poses(
-        p2,
-        rig=known,
-        intrinsics=_load_intrinsics(intrinsics),
+    options = LabelOptions(
         mode=mode,
-        subject_height_mm=subject_height,
-        offsets=offsets,
+        sync=SyncOptions(max_offset=max_offset) if sync == "auto" else None,
+        calibration=CalibrationOptions(subject_height_mm=subject_height),
     )
-    # write every output to a temporary file first, then rename them all: no partial outputs
-    outs = [(out, lambda p: res.labels.save(p))]
+    known = Rig.load(rig) if rig is not None else None
+    res = label_poses(_load_poses(poses2d, intrinsics), known, options=options, progress=True)
+    outputs = [(out, res.labels.save)]
     if rig_out is not None:
-        outs.append((rig_out, lambda p: res.rig.save(p)))
+        outputs.append((rig_out, res.rig.save))
     if summary_json is not None:
-        outs.append((summary_json, lambda p: save_json(p, res.summary)))
-    _write_all(outs, atomic_path)
-    typer.echo(format_summary(res.summary))
-    typer.echo(f"wrote {', '.join(str(p) for p, _ in outs)}")
-
-
-def _write_all(outs, atomic_path) -> None:
-    """Write several files so that either all appear or none (each goes to a temporary file next
-    to its destination; the renames happen only after every write succeeded)."""
-    import contextlib
-
-    with contextlib.ExitStack() as stack:
-        tmps = [stack.enter_context(atomic_path(p, suffix=".tmp")) for p, _ in outs]
-        for (_, write), tmp in zip(outs, tmps):
-            write(tmp)
+        outputs.append((summary_json, lambda p: save_json(p, res.summary.as_dict())))
+    write_together(outputs)
+    typer.echo(res.summary.format())
+    typer.echo(f"wrote {', '.join(str(p) for p, _ in outputs)}")

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+import poselib
 
 from ..errors import InputError
+from .dlt import triangulate_dlt
+from .numeric import skew
 
-
-def skew(v: np.ndarray) -> np.ndarray:
-    """Cross-product matrices ``[v]x``: (..., 3) -> (..., 3, 3)."""
-    v = np.asarray(v, dtype=np.float64)
-    z = np.zeros(v.shape[:-1])
-    return np.stack(
-        [
-            np.stack([z, -v[..., 2], v[..., 1]], -1),
-            np.stack([v[..., 2], z, -v[..., 0]], -1),
-            np.stack([-v[..., 1], v[..., 0], z], -1),
-        ],
-        -2,
-    )
+__all__ = [
+    "RelativePose",
+    "RelativePoseOptions",
+    "cheirality",
+    "decompose_essential",
+    "essential_from_fundamental",
+    "essential_from_pose",
+    "fundamental_from_pose",
+    "pose_from_essential",
+    "relative_pose",
+    "sampson_error",
+]
 
 
 def essential_from_pose(R: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -82,8 +85,6 @@ def _triangulate_two(R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.ndarra
     """Midpoint-free linear two-view triangulation in camera 1's frame.
 
     R (..., 3, 3), t (..., 3), x1/x2 (..., N, 2) normalized -> (..., N, 3)."""
-    from .triangulation import triangulate_dlt
-
     batch = np.broadcast_shapes(R.shape[:-2], x1.shape[:-2])
     P1 = np.broadcast_to(np.eye(3, 4), batch + (3, 4))
     P2 = np.broadcast_to(np.concatenate([R, t[..., None]], -1), batch + (3, 4))
@@ -135,7 +136,9 @@ def pose_from_essential(
 
 
 def sampson_error(E: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    """First-order geometric (Sampson) distance of correspondences to ``E`` (normalized units).
+    """First-order geometric (Sampson) distance of correspondences ``x1 <-> x2`` to the epipolar
+    constraint ``x2ᵀ E x1 = 0``: with an essential matrix and normalized coordinates it is in
+    normalized units, with a fundamental matrix and pixels in pixels.
 
     E (..., 3, 3); x1, x2 (..., N, 2) -> (..., N).
     """
@@ -173,25 +176,36 @@ class RelativePose:
     rotation_only_fraction: float
 
 
+@dataclass(frozen=True)
+class RelativePoseOptions:
+    """How :func:`relative_pose` runs its RANSAC.
+
+    Attributes:
+        method: ``"poselib"`` (5-point LO-RANSAC with non-linear refinement, default) or
+            ``"magsac"`` (OpenCV USAC-MAGSAC ``findEssentialMat`` + the cheirality check).
+        max_points: RANSAC runs on at most this many correspondences, spread evenly over the input
+            order (pass them in frame order); inliers are then counted on all of them.
+        seed: RANSAC seed (poselib), for reproducible results.
+    """
+
+    method: str = "poselib"
+    max_points: int = 4000
+    seed: int = 0
+
+
 def relative_pose(
     x1: np.ndarray,
     x2: np.ndarray,
     threshold: float,
-    method: str = "poselib",
-    max_ransac_points: int = 4000,
-    seed: int = 0,
+    options: RelativePoseOptions = RelativePoseOptions(),
     pair: str = "pair",
 ) -> RelativePose:
     """Robust relative pose from pooled normalized correspondences.
 
-    RANSAC (poselib's 5-point LO-RANSAC with non-linear refinement, or OpenCV's USAC-MAGSAC
-    ``findEssentialMat`` + ``recoverPose``) runs on at most ``max_ransac_points`` correspondences
-    spread evenly over the input order (pass them in frame order); inliers are then counted on all.
-
     Args:
         x1, x2: (N, 2) undistorted normalized coordinates in camera 1 / camera 2.
         threshold: inlier threshold in normalized units (pixels / focal length).
-        method: ``"poselib"`` or ``"magsac"``.
+        options: the RANSAC (:class:`RelativePoseOptions`).
         pair: a name for error messages (e.g. ``"cameras 0 (a) and 1 (b)"``).
     Raises:
         InputError: fewer than 8 correspondences, no consistent pose, or a pure rotation
@@ -205,43 +219,44 @@ def relative_pose(
             f"{pair}: only {n} usable correspondences (joints seen by both cameras), at least 8 are "
             "needed to estimate their relative pose"
         )
-    if n > max_ransac_points:
-        sel = np.linspace(0, n - 1, max_ransac_points).round().astype(np.int64)
-    else:
-        sel = np.arange(n)
-    if method == "poselib":
-        import poselib
-
-        cam = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
-        pose, _ = poselib.estimate_relative_pose(
-            x1[sel],
-            x2[sel],
-            cam,
-            cam,
-            {"max_epipolar_error": threshold, "seed": seed, "min_iterations": 50, "max_iterations": 5000},
-            {},
-        )
-        R, t = np.asarray(pose.R), np.asarray(pose.t)
-    elif method == "magsac":
-        import cv2
-
-        k = 1000.0  # pixel-like units for OpenCV's internal normalisation
-        E, m = cv2.findEssentialMat(
-            k * x1[sel], k * x2[sel], np.diag([k, k, 1.0]), method=cv2.USAC_MAGSAC, prob=0.9999,
-            threshold=k * threshold,
-        )  # fmt: skip
-        if E is None or E.shape != (3, 3):
-            E = np.zeros((3, 3))
-        R, t, _ = pose_from_essential(E, x1[sel], x2[sel], m.ravel() > 0 if m is not None else None)
-    else:
-        raise ValueError(f"unknown relative pose method {method!r}")
+    sel = np.arange(n)
+    if n > options.max_points:
+        sel = np.linspace(0, n - 1, options.max_points).round().astype(np.int64)
+    R, t = _ransac_pose(x1[sel], x2[sel], threshold, options)
     norm = np.linalg.norm(t)
     if not np.isfinite(norm) or norm < 1e-12:
         raise InputError(f"{pair}: no consistent relative pose found among {n} correspondences")
-    t = t / norm
-    E = essential_from_pose(R, t)
-    inl = sampson_error(E, x1, x2) < threshold
-    # cheirality and parallax on (at most 20k) inliers spread over the input
+    return _pose_statistics(R, t / norm, x1, x2, threshold)
+
+
+def _ransac_pose(
+    x1: np.ndarray, x2: np.ndarray, threshold: float, options: RelativePoseOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """RANSAC of :func:`relative_pose` on (N, 2) normalized correspondences -> R (3, 3), t (3,)."""
+    if options.method == "poselib":
+        cam = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
+        ransac = {"max_epipolar_error": threshold, "seed": options.seed}
+        ransac.update(min_iterations=50, max_iterations=5000)
+        pose, _ = poselib.estimate_relative_pose(x1, x2, cam, cam, ransac, {})
+        return np.asarray(pose.R), np.asarray(pose.t)
+    if options.method == "magsac":
+        k = 1000.0  # pixel-like units for OpenCV's internal normalisation
+        E, m = cv2.findEssentialMat(
+            k * x1, k * x2, np.diag([k, k, 1.0]), method=cv2.USAC_MAGSAC, prob=0.9999, threshold=k * threshold
+        )
+        if E is None or E.shape != (3, 3):
+            E = np.zeros((3, 3))
+        R, t, _ = pose_from_essential(E, x1, x2, m.ravel() > 0 if m is not None else None)
+        return R, t
+    raise ValueError(f"unknown relative pose method {options.method!r}")
+
+
+def _pose_statistics(
+    R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.ndarray, threshold: float
+) -> RelativePose:
+    """Inliers, cheirality, parallax and rotation-only fraction of a pose (``|t| = 1``) over all
+    (N, 2) correspondences; the last three on at most 20k inliers spread over the input."""
+    inl = sampson_error(essential_from_pose(R, t), x1, x2) < threshold
     idx = np.flatnonzero(inl)
     if len(idx) > 20000:
         idx = idx[np.linspace(0, len(idx) - 1, 20000).round().astype(np.int64)]
@@ -255,16 +270,13 @@ def relative_pose(
     r1 /= np.linalg.norm(r1, axis=1, keepdims=True)
     r2 = h2 / np.linalg.norm(h2, axis=1, keepdims=True)
     ang = np.arccos(np.clip(np.sum(r1 * r2, 1), -1, 1))  # rotation-only residual (radians)
-    rot_only = float(np.mean(ang < 2 * threshold)) if len(idx) else 1.0
-    parallax = float(np.degrees(np.median(ang))) if len(idx) else 0.0
-    inlier_rate = float(inl.mean()) * front_rate
     return RelativePose(
         R=R,
         t=t,
         inliers=inl,
-        num_correspondences=n,
-        inlier_rate=inlier_rate,
+        num_correspondences=len(x1),
+        inlier_rate=float(inl.mean()) * front_rate,
         sampson_inlier_rate=float(inl.mean()),
-        parallax_deg=parallax,
-        rotation_only_fraction=rot_only,
+        parallax_deg=float(np.degrees(np.median(ang))) if len(idx) else 0.0,
+        rotation_only_fraction=float(np.mean(ang < 2 * threshold)) if len(idx) else 1.0,
     )

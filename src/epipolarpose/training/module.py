@@ -6,7 +6,7 @@ The network lives in ``self.model`` and the hyper-parameters hold its config dic
 
 With ``online=True`` (the paper's setup) the targets are made inside the training step: a frozen
 copy of the 2D network (``detector_ckpt``) detects the joints in every view of the multi-view
-batch, :func:`epipolarpose.labels.label_poses` triangulates them with a known or previously
+batch, :func:`epipolarpose.labelling.label_poses` triangulates them with a known or previously
 self-calibrated rig (``label_rig_json``) and :func:`~epipolarpose.training.targets.make_targets`
 turns them into scale-free targets.
 """
@@ -111,7 +111,7 @@ class PoseModule(L.LightningModule):
     def online_targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Targets (B, C, J, 3) and mask from the frozen detector + triangulation of this batch."""
         from ..formats import Poses2D
-        from ..labels import label_poses
+        from ..labelling import label_poses
 
         assert self.detector is not None and self._label_rig is not None
         B, C = batch["images"].shape[:2]

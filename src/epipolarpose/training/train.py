@@ -181,7 +181,7 @@ def reliable_labels(
 
 def pseudo_labels(poses2d: Poses2D, rig: Rig | None = None, **options: Any) -> Labels:
     """``label_poses`` (no extrinsics when ``rig`` is None, ``self``; known ones otherwise, ``rt``)."""
-    from ..labels import label_poses
+    from ..labelling import label_poses
 
     return label_poses(poses2d, rig=rig, **options).labels
 

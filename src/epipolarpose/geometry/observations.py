@@ -1,0 +1,111 @@
+"""From detections to the observations the geometry works on: each camera's intrinsics, and the
+joints undistorted once (batched) to normalized coordinates with their weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..camera import Camera, Rig, default_intrinsics
+from ..errors import InputError
+from ..formats import Poses2D
+
+__all__ = [
+    "NormalizedViews",
+    "apply_intrinsics",
+    "check_observations",
+    "normalize_views",
+    "normalized_observations",
+    "resolve_intrinsics",
+]
+
+
+def apply_intrinsics(poses2d: Poses2D, intrinsics: Rig) -> Poses2D:
+    """The detections with ``K``/``dist`` taken from ``intrinsics`` (a ``K.json`` rig, one camera
+    per view, in order); the user's ``--intrinsics`` override those stored in the npz."""
+    C = poses2d.num_cameras
+    if len(intrinsics) != C:
+        raise InputError(
+            f"intrinsics has {len(intrinsics)} cameras but the detections have {C} "
+            f"({', '.join(poses2d.camera_names)}); they must match one to one, in order"
+        )
+    return replace(poses2d, K=intrinsics.K.copy(), dist=intrinsics.dist.copy(), extra=dict(poses2d.extra))
+
+
+def resolve_intrinsics(poses2d: Poses2D) -> tuple[Rig, bool]:
+    """Cameras with intrinsics only (``R = I, t = 0``): from the detections' ``K``/``dist`` (see
+    :func:`apply_intrinsics`), else :func:`~epipolarpose.camera.default_intrinsics` (60°
+    horizontal FOV, principal point at the image centre).
+
+    Returns the rig and whether ``K`` was known (False: the documented default was used).
+    """
+    C = poses2d.num_cameras
+    known = poses2d.K is not None
+    cams = []
+    for i in range(C):
+        size = tuple(int(v) for v in poses2d.image_size[i])
+        K = poses2d.K[i] if known else default_intrinsics(size)
+        dist = poses2d.dist[i] if (known and poses2d.dist is not None) else np.zeros(5)
+        cams.append(Camera(K=K, dist=dist, image_size=size, name=poses2d.camera_names[i]))
+    return Rig(cams, units="arbitrary"), known
+
+
+def normalized_observations(
+    poses2d: Poses2D, rig: Rig, min_score: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Undistorted normalized coordinates (C, F, J, 2) (NaN where unobserved) and weights (C, F, J)
+    (the scores, 0 where unobserved or below ``min_score``)."""
+    kp = np.asarray(poses2d.keypoints, dtype=np.float64)
+    obs = poses2d.observed() & (poses2d.scores >= min_score)
+    kp = np.where(obs[..., None], kp, np.nan)
+    xn = rig.undistort(kp)
+    w = np.where(obs & np.isfinite(xn).all(-1), poses2d.scores.astype(np.float64), 0.0)
+    return xn, w
+
+
+def check_observations(poses2d: Poses2D, w: np.ndarray) -> None:
+    """Raise :class:`InputError` for cameras that never see the person or no usable frames."""
+    names = poses2d.camera_names
+    seen = (w > 0).any(axis=(1, 2))
+    for c in np.flatnonzero(~seen):
+        raise InputError(
+            f"camera {c} ({names[c]!r}) never sees the person: all its joints are missing (NaN) or "
+            "have score 0"
+        )
+    if poses2d.num_cameras < 2:
+        raise InputError(f"need at least 2 cameras to triangulate, got {poses2d.num_cameras}")
+    usable = ((w > 0).sum(0) >= 2).any(-1)
+    if not usable.any():
+        raise InputError("no frame has a joint seen by two cameras: nothing can be triangulated")
+
+
+@dataclass(frozen=True)
+class NormalizedViews:
+    """The detections as the geometry uses them.
+
+    Attributes:
+        cameras: C cameras with intrinsics only (``R = I``, ``t = 0``).
+        intrinsics_known: False where the documented default ``K`` was used.
+        xn: (C, F, J, 2) undistorted normalized coordinates, NaN where unobserved.
+        w: (C, F, J) weights (the scores; 0 where unobserved).
+    """
+
+    cameras: Rig
+    intrinsics_known: bool
+    xn: np.ndarray
+    w: np.ndarray
+
+    @property
+    def focal(self) -> np.ndarray:
+        """(C,) mean of ``fx`` and ``fy`` per camera, pixels (the pixel scale of errors)."""
+        return self.cameras.K[:, [0, 1], [0, 1]].mean(1)
+
+
+def normalize_views(poses2d: Poses2D) -> NormalizedViews:
+    """Intrinsics (:func:`resolve_intrinsics`) and undistorted observations of the detections;
+    :class:`InputError` where a camera never sees the person (:func:`check_observations`)."""
+    cameras, known = resolve_intrinsics(poses2d)
+    xn, w = normalized_observations(poses2d, cameras)
+    check_observations(poses2d, w)
+    return NormalizedViews(cameras, known, xn, w)

@@ -1,0 +1,316 @@
+"""The labelling run: multi-view 2D detections -> (time sync) -> (self-calibrated rig) -> 3D labels.
+
+:func:`label_poses` is what ``epipolarpose label`` runs, one stage after another:
+
+1. time synchronisation (:mod:`epipolarpose.sync`): offsets given, or estimated with
+   ``options.sync``; the detections are put on the first camera's timeline;
+2. cameras: a known ``rig`` (the paper's "R/t" setting), or self-calibration of a static rig
+   (:func:`~epipolarpose.geometry.calibration.calibrate`, ``mode="sequence"``, the default), or the
+   paper's per-frame recipe (:mod:`epipolarpose.geometry.per_frame`, ``mode="per-frame"``), whose
+   rig is the static rig that best explains its labels;
+3. robust triangulation of every frame (:func:`~epipolarpose.geometry.triangulation.triangulate_robust`);
+4. the outputs (``labels.npz``, the rig) and a :class:`LabelSummary`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .camera import Rig
+from .errors import InputError
+from .formats import Labels, Poses2D
+from .geometry import single_threaded
+from .geometry.calibration import CalibrationOptions, CalibrationReport, PairReport, calibrate
+from .geometry.dlt import triangulate_dlt
+from .geometry.observations import check_observations, normalized_observations, resolve_intrinsics
+from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
+from .geometry.triangulation import TriangulationOptions, reprojection_errors, triangulate_robust
+from .skeleton import metric_scale
+from .sync import SyncOptions, SyncResult, apply_offsets, estimate_offsets
+from .timing import Timer
+
+__all__ = ["CameraSummary", "LabelOptions", "LabelResult", "LabelSummary", "check_rig", "label_poses"]
+
+MODES = ("sequence", "per-frame")
+
+
+@dataclass(frozen=True)
+class LabelOptions:
+    """How :func:`label_poses` runs.
+
+    Attributes:
+        mode: ``"sequence"`` (self-calibration of a static rig, default) or ``"per-frame"`` (the
+            paper's recipe).
+        sync: estimate time offsets with these options (``--sync auto``); ``None``: the cameras
+            are synchronized (or the offsets are given).
+        calibration: self-calibration knobs; its ``subject_height_mm`` makes a self-calibrated
+            rig metric in either mode.
+        triangulation: robust triangulation knobs (sequence mode and known rigs); ``None``: a
+            plain confidence-weighted DLT of all observed views (``triangulate --plain``).
+    """
+
+    mode: str = "sequence"
+    sync: SyncOptions | None = None
+    calibration: CalibrationOptions = CalibrationOptions()
+    triangulation: TriangulationOptions | None = TriangulationOptions()
+
+
+@dataclass
+class CameraSummary:
+    """Reprojection error (pixels, over the camera's observed valid joints) of one camera."""
+
+    name: str
+    reprojection_px_median: float
+    reprojection_px_p90: float
+    observed: int
+
+
+@dataclass
+class LabelSummary:
+    """What a labelling run did (printed by the CLI with :meth:`format`, written as JSON with
+    :meth:`as_dict`; ``summary["key"]`` reads the JSON view)."""
+
+    mode: str
+    cameras: list[CameraSummary]
+    coverage: float  # fraction of valid joints
+    valid_frames: float  # fraction of frames with every joint valid
+    swaps_undone: int
+    views_rejected: int
+    units: str
+    frames: int
+    timings_s: dict[str, float]
+    pairs: list[PairReport] = field(default_factory=list)
+    calibration: CalibrationReport | None = None
+    rejection_threshold_px: float | None = None
+    sync: SyncResult | None = None
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / max(self.timings_s["total"], 1e-9)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Calibration and sync warnings."""
+        out = list(self.calibration.warnings) if self.calibration is not None else []
+        if self.sync is not None:
+            out += [w.removeprefix("warning: ") for w in self.sync.warnings]
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON summary (``label --summary``)."""
+        d: dict[str, Any] = {"mode": self.mode}
+        if self.sync is not None:
+            d["sync"] = {
+                "offsets": self.sync.offsets.tolist(),
+                "confidence": self.sync.confidence.tolist(),
+                "warnings": self.sync.warnings,
+            }
+        if self.calibration is not None:
+            d["calibration"] = self.calibration.as_dict()
+        keys = ("pair", "correspondences", "inlier_rate", "used", "skipped")
+        d["pairs"] = [{k: v for k, v in p.as_dict().items() if k in keys} for p in self.pairs]
+        if self.rejection_threshold_px is not None:
+            d["rejection_threshold_px"] = self.rejection_threshold_px
+        d.update(
+            cameras=[asdict(c) for c in self.cameras],
+            coverage=self.coverage,
+            valid_frames=self.valid_frames,
+            swaps_undone=self.swaps_undone,
+            views_rejected=self.views_rejected,
+            units=self.units,
+            frames=self.frames,
+            timings_s=self.timings_s,
+            frames_per_s=self.frames_per_s,
+        )
+        return d
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def format(self) -> str:
+        """A plain-text table (printed by ``epipolarpose label``)."""
+        lines = []
+        if self.sync is not None:
+            lines += [self.sync.summary([c.name for c in self.cameras]), ""]
+        lines.append(f"{'camera':<16}{'reproj median px':>18}{'reproj p90 px':>15}{'observed':>10}")
+        for c in self.cameras:
+            lines.append(
+                f"{c.name:<16}{c.reprojection_px_median:>18.2f}{c.reprojection_px_p90:>15.2f}{c.observed:>10d}"
+            )
+        if self.pairs:
+            lines += ["", f"{'pair':<10}{'correspondences':>16}{'inlier rate':>13}  status"]
+            for p in self.pairs:
+                rate = f"{p.inlier_rate:>13.1%}" if p.inlier_rate is not None else f"{'-':>13}"
+                lines.append(f"{p.pair[0]}-{p.pair[1]:<8}{p.correspondences:>16d}{rate}  {p.status}")
+        lines.append("")
+        lines.append(
+            f"coverage {self.coverage:.1%} of joints valid ({self.valid_frames:.1%} of frames complete), "
+            f"{self.swaps_undone} left/right swaps undone, {self.views_rejected} views rejected"
+        )
+        t = self.timings_s
+        stages = ", ".join(f"{k} {v:.2f}s" for k, v in t.items() if k != "total")
+        lines.append(f"time {t['total']:.2f} s for {self.frames} frames ({stages}); units: {self.units}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+@dataclass
+class LabelResult:
+    """Output of :func:`label_poses`: ``labels`` (formats.md ``labels.npz``), the ``rig`` used or
+    found, and the ``summary``."""
+
+    labels: Labels
+    rig: Rig
+    summary: LabelSummary
+
+
+def check_rig(rig: Rig, poses2d: Poses2D, what: str = "rig") -> None:
+    """:class:`InputError` unless ``rig`` has one camera per view of ``poses2d``."""
+    if len(rig) != poses2d.num_cameras:
+        raise InputError(
+            f"{what} has {len(rig)} cameras but the detections have {poses2d.num_cameras} "
+            f"({', '.join(poses2d.camera_names)}); they must match one to one, in order"
+        )
+
+
+@dataclass
+class _Reconstruction:
+    """The cameras and 3D joints of a run before its outputs are made."""
+
+    rig: Rig
+    points: np.ndarray  # (F, J, 3) world
+    valid: np.ndarray  # (F, J)
+    swaps_undone: int = 0
+    views_rejected: int = 0
+    rejection_threshold_px: float | None = None
+
+
+def _triangulate(poses2d: Poses2D, rig: Rig, options: LabelOptions, progress: bool) -> _Reconstruction:
+    """Robust (or, without triangulation options, plain DLT) triangulation of every frame."""
+    xn, w = normalized_observations(poses2d, rig)
+    check_observations(poses2d, w)
+    Rt = np.stack([c.Rt for c in rig.cameras])
+    if options.triangulation is None:
+        X = triangulate_dlt(Rt, np.moveaxis(xn, 0, -2), np.moveaxis(w, 0, -1))
+        return _Reconstruction(rig, X, np.isfinite(X).all(-1))
+    tri = triangulate_robust(Rt, xn, w, rig.K[:, [0, 1], [0, 1]].mean(1), options.triangulation, progress)
+    rejected = int(((w > 0) & ~tri.used & tri.valid[None]).sum())
+    threshold = float(np.median(tri.threshold_px))
+    return _Reconstruction(rig, tri.points, tri.valid, int(tri.swapped.sum()), rejected, threshold)
+
+
+def _per_frame(poses2d: Poses2D, rig: Rig | None, options: LabelOptions, progress: bool) -> _Reconstruction:
+    """The paper's recipe; without a rig, the static rig that best explains its labels (PnP),
+    metric when the subject's height is given."""
+    res = per_frame_reconstruct(poses2d, rig=rig, progress=progress)
+    X = res.poses
+    if rig is not None:
+        return _Reconstruction(rig, rig[0].camera_to_world(X), res.valid)  # the known rig's world frame
+    base, _ = resolve_intrinsics(poses2d)
+    xn, w = normalized_observations(poses2d, base)
+    rig = rig_from_labels(base, X, xn, w)
+    height = options.calibration.subject_height_mm
+    if height is not None:
+        s = metric_scale(X, height)
+        rig = rig.transformed(np.eye(3), np.zeros(3), scale=s)
+        rig.units = "mm"
+        X = X * s
+    return _Reconstruction(rig, X, res.valid)
+
+
+def _summarise(
+    poses2d: Poses2D, rec: _Reconstruction, reprojection: np.ndarray, options: LabelOptions
+) -> LabelSummary:
+    """Per-camera reprojection errors (C, F, J) of the valid joints, coverage and counts."""
+    obs = poses2d.observed()
+    cams = []
+    for c in range(poses2d.num_cameras):
+        e = reprojection[c][rec.valid & obs[c]]
+        cams.append(
+            CameraSummary(
+                name=rec.rig[c].name,
+                reprojection_px_median=float(np.median(e)) if e.size else float("nan"),
+                reprojection_px_p90=float(np.percentile(e, 90)) if e.size else float("nan"),
+                observed=int(obs[c].sum()),
+            )
+        )
+    return LabelSummary(
+        mode=options.mode,
+        cameras=cams,
+        coverage=float(rec.valid.mean()),
+        valid_frames=float(rec.valid.all(-1).mean()),
+        swaps_undone=rec.swaps_undone,
+        views_rejected=rec.views_rejected,
+        units=rec.rig.units,
+        frames=poses2d.num_frames,
+        timings_s={},
+        rejection_threshold_px=rec.rejection_threshold_px,
+    )
+
+
+@single_threaded
+def label_poses(
+    poses2d: Poses2D,
+    rig: Rig | None = None,
+    *,
+    offsets: np.ndarray | None = None,
+    options: LabelOptions = LabelOptions(),
+    progress: bool = False,
+) -> LabelResult:
+    """Turn multi-view 2D detections into 3D pseudo-labels (see the module docstring).
+
+    Args:
+        poses2d: (C, F, J) detections; their ``K``/``dist`` when known (see
+            :func:`~epipolarpose.geometry.observations.apply_intrinsics`).
+        rig: known cameras (skip calibration); must have C cameras.
+        offsets: (C,) frames to add to each camera's index (time synchronisation), applied first
+            and recorded in ``labels.extra["offsets"]``; ``options.sync`` estimates them instead.
+        options: :class:`LabelOptions`.
+        progress: progress bars on stderr.
+    Returns:
+        :class:`LabelResult`.
+    """
+    if options.mode not in MODES:
+        raise InputError(f"mode must be 'sequence' or 'per-frame', got {options.mode!r}")
+    if rig is not None:
+        check_rig(rig, poses2d)
+    timer = Timer()
+    sync = None
+    if options.sync is not None and offsets is None:
+        with timer("sync"):
+            sync = estimate_offsets(poses2d, options.sync)
+        offsets = sync.offsets
+    if offsets is not None:
+        poses2d = apply_offsets(poses2d, offsets)
+    report = None
+    if options.mode == "per-frame":
+        with timer("per_frame"):
+            rec = _per_frame(poses2d, rig, options, progress)
+    else:
+        if rig is None:
+            with timer("calibration"):
+                rig, report = calibrate(poses2d, options.calibration)
+        with timer("triangulation"):
+            rec = _triangulate(poses2d, rig, options, progress)
+    with timer("outputs"):
+        labels = _make_labels(poses2d, rec, offsets)
+    summary = _summarise(poses2d, rec, labels.reprojection_error, options)
+    summary.calibration, summary.sync = report, sync
+    summary.pairs = report.pairs if report is not None else []
+    summary.timings_s = {**timer.seconds, "total": timer.total()}
+    return LabelResult(labels, rec.rig, summary)
+
+
+def _make_labels(poses2d: Poses2D, rec: _Reconstruction, offsets: np.ndarray | None) -> Labels:
+    """``labels.npz`` of a reconstruction: world and camera-frame poses (NaN where invalid),
+    reprojection errors where observed, the rig and the offsets."""
+    X = np.where(rec.valid[..., None], rec.points, np.nan)
+    reproj = reprojection_errors(rec.rig, X, np.asarray(poses2d.keypoints, dtype=np.float64))
+    reproj = np.where(poses2d.observed(), reproj, np.nan)
+    extra: dict[str, Any] = {"rig_json": np.array(rec.rig.to_json())}
+    if offsets is not None:
+        extra["offsets"] = np.asarray(offsets, dtype=np.int64)
+    return Labels(X, rec.rig.world_to_camera(X), rec.valid, reproj, extra=extra)
