@@ -221,3 +221,24 @@ def test_detect_bad_input_is_one_error_line(tmp_path):
         assert r.exit_code == 2, (args, r.output)
         assert len(errors) == 1 and needle in errors[0], (args, r.output)
         assert not out.exists()
+
+
+def test_a_model_that_cannot_be_downloaded_is_an_input_error(monkeypatch):
+    """Model complexity 0 and 2 are not in the wheel; offline, MediaPipe's download fails."""
+    _mediapipe_or_skip()
+    import urllib.error
+
+    from epipolarpose.detectors import mediapipe as mpd
+    from epipolarpose.errors import InputError
+
+    pose = mpd._import_pose()
+
+    def offline(model_complexity):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(pose, "_download_oss_pose_landmark_model", offline)
+    with pytest.raises(InputError, match="pose_landmark_heavy.tflite.*--model-complexity 1"):
+        with mpd.MediaPipeDetector(model_complexity=2) as det:
+            det.detect(np.zeros((1, 32, 32, 3), np.uint8))
+    with pytest.raises(InputError, match="0, 1 or 2"):
+        mpd.MediaPipeDetector(model_complexity=5)

@@ -119,7 +119,8 @@ class CameraDetections(NamedTuple):
 
 def check_options(options: DetectOptions) -> None:
     """:class:`InputError` for settings that cannot work, before any video is read (an unknown
-    detector or import format, a missing checkpoint, MediaPipe not installed, bad ranges)."""
+    detector or import format, a missing checkpoint, bad ranges). Whether MediaPipe is installed
+    is checked once the inputs are probed (:func:`detect_videos`)."""
     if options.detector not in (*DETECTORS, "import"):
         raise InputError(
             f"unknown detector {options.detector!r}; choose one of {', '.join(DETECTORS)} or 'import'"
@@ -147,10 +148,6 @@ def check_options(options: DetectOptions) -> None:
             raise InputError("--detector network needs --checkpoint CKPT (a trained 2D/3D PoseNet)")
         if not Path(options.checkpoint).is_file():
             raise InputError(f"{options.checkpoint}: no such checkpoint file")
-    if options.detector == "mediapipe":
-        from .mediapipe import _import_pose
-
-        _import_pose()  # InputError with the install hint when the extra is missing
 
 
 def mediapipe_static(mode: str, fps: float | None, stride: int = 1) -> bool:
@@ -233,6 +230,10 @@ def detect_videos(
         them) and the first video's frame rate (None if unknown).
     """
     infos = [probe(p) for p in sources]
+    if options.detector == "mediapipe":
+        from .mediapipe import _import_pose
+
+        _import_pose()  # InputError with the install hint when the extra is missing
     ranges = [len(_frame_range(info.num_frames, options)) for info in infos]
     if min(ranges) == 0:
         bad = names[int(np.argmin(ranges))]
