@@ -181,3 +181,97 @@ def test_network_detector_maps_crops_back_to_the_frame(tmp_path, monkeypatch):
     )
     np.testing.assert_allclose(kp[0, 0], expect, atol=1e-4)
     assert (sc == 1).all()
+
+
+def test_coco_import_keeps_the_native_keypoints_of_the_followed_person(tmp_path):
+    from epipolarpose.detectors.importers import read_coco
+    from epipolarpose.skeleton import COCO17_JOINTS
+
+    big = np.array([[100.0 + 10 * k, 50.0 + 5 * k] for k in range(17)])  # a large person
+    small = big * 0.1 + 500  # a small one, far away
+    vis = np.full(17, 2.0)
+    vis[COCO17_JOINTS.index("left_ear")] = 0  # not labelled
+    anns = [
+        {"image_id": 7, "keypoints": np.column_stack([small, vis]).reshape(-1).tolist()},
+        {"image_id": 7, "keypoints": np.column_stack([big, vis]).reshape(-1).tolist()},
+        {"image_id": 8, "keypoints": np.column_stack([big + 1, vis]).reshape(-1).tolist()},
+    ]
+    images = [{"id": 7, "file_name": "a.jpg", "width": 640, "height": 480}, {"id": 8, "file_name": "b.jpg"}]
+    (tmp_path / "cam.json").write_text(json.dumps({"images": images, "annotations": anns}))
+    d = read_coco(tmp_path / "cam.json")
+    assert d.joint_names_native == COCO17_JOINTS and d.keypoints_native.shape == (2, 17, 2)
+    ear = COCO17_JOINTS.index("left_ear")
+    keep = np.arange(17) != ear
+    np.testing.assert_allclose(d.keypoints_native[0, keep], big[keep])
+    np.testing.assert_allclose(d.keypoints_native[1, keep], big[keep] + 1)
+    assert np.isnan(d.keypoints_native[:, ear]).all() and (d.scores_native[:, ear] == 0).all()
+    assert (d.scores_native[:, keep] == 1).all()  # ground-truth flag 2 -> score 1
+    # the mapped joints come from the same person: pelvis = mean of the native hips
+    hips = [COCO17_JOINTS.index("left_hip"), COCO17_JOINTS.index("right_hip")]
+    np.testing.assert_allclose(d.keypoints[:, 0], d.keypoints_native[:, hips].mean(1), rtol=1e-6)
+
+
+def test_openpose_import_keeps_body25_with_heels_and_toes(tmp_path):
+    from epipolarpose.detectors.importers import read_openpose
+
+    d = tmp_path / "cam"
+    d.mkdir()
+    J = {n: i for i, n in enumerate(OPENPOSE_BODY25_JOINTS)}
+    i = np.arange(25)
+    a = np.column_stack([200 + 3 * i, 400 - 2 * i, np.full(25, 0.8)]).astype(float)
+    a[J["right_heel"]] = (11.0, 12.0, 0.7)
+    a[J["left_big_toe"]] = (3.0, 4.0, 0.9)
+    a[J["left_ear"]] = (0.0, 0.0, 0.0)  # OpenPose's "missing"
+    tiny = np.column_stack([a[:, :2] * 0.05, a[:, 2]])  # a second, much smaller person
+    frames = [[tiny, a], [], [a]]
+    for f, people in enumerate(frames):
+        doc = {"people": [{"pose_keypoints_2d": p.reshape(-1).tolist()} for p in people]}
+        (d / f"clip_{f:012d}_keypoints.json").write_text(json.dumps(doc))
+    out = read_openpose(d)
+    assert out.joint_names_native == OPENPOSE_BODY25_JOINTS and out.keypoints_native.shape == (3, 25, 2)
+    assert out.joint_names_native[J["right_heel"]] == "right_heel" and len(OPENPOSE_BODY25_JOINTS) == 25
+    np.testing.assert_allclose(out.keypoints_native[0, J["right_heel"]], [11, 12])
+    np.testing.assert_allclose(out.keypoints_native[2, J["left_big_toe"]], [3, 4])
+    np.testing.assert_allclose(
+        out.scores_native[0, [J["right_heel"], J["left_big_toe"], J["nose"]]], [0.7, 0.9, 0.8]
+    )
+    assert np.isnan(out.keypoints_native[0, J["left_ear"]]).all() and out.scores_native[0, J["left_ear"]] == 0
+    assert np.isnan(out.keypoints_native[1]).all() and (out.scores_native[1] == 0).all()  # nobody
+    np.testing.assert_allclose(out.keypoints_native[0, J["nose"]], a[J["nose"], :2])  # the big person
+
+
+def test_cli_import_stores_native_keypoints_trimmed_and_strided(tmp_path, rng):
+    from epipolarpose.skeleton import COCO17_JOINTS
+
+    left, right = rng.uniform(0, 100, (10, 17, 2)), rng.uniform(0, 100, (8, 17, 2))
+    _coco_file(tmp_path / "left.json", left)
+    _coco_file(tmp_path / "right.json", right)
+    out = tmp_path / "p.npz"
+    files = [str(tmp_path / "left.json"), str(tmp_path / "right.json")]
+    r = CliRunner().invoke(app, ["detect", *files, "--detector", "import", "--stride", "2", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    p = Poses2D.load(out)
+    assert p.keypoints.shape == (2, 4, 17, 2) and p.keypoints_native.shape == (2, 4, 17, 2)
+    assert p.joint_names_native == list(COCO17_JOINTS) and str(p.extra["detector"]) == "import:coco"
+    np.testing.assert_allclose(p.keypoints_native[0], left[0:8:2], rtol=1e-6)
+    np.testing.assert_allclose(p.keypoints_native[1], right[0:8:2], rtol=1e-6)
+    np.testing.assert_array_equal(p.extra["frame_index"], [0, 2, 4, 6])
+
+
+def test_cli_import_drops_native_keypoints_of_different_skeletons(tmp_path):
+    for name, n in (("body25", 25), ("coco18", 18)):
+        d = tmp_path / name
+        d.mkdir()
+        for f in range(3):
+            pts = np.column_stack([np.arange(n) * 4.0 + 10, np.arange(n) * 2.0 + 10, np.full(n, 0.9)])
+            doc = {"people": [{"pose_keypoints_2d": pts.reshape(-1).tolist()}]}
+            (d / f"{f:06d}_keypoints.json").write_text(json.dumps(doc))
+    out = tmp_path / "p.npz"
+    args = ["detect", str(tmp_path / "body25"), str(tmp_path / "coco18"), "--detector", "import"]
+    r = CliRunner().invoke(
+        app, [*args, "--import-format", "openpose", "--image-size", "200x100", "-o", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "different native landmark sets" in r.output
+    p = Poses2D.load(out)
+    assert not p.has_native and p.keypoints.shape == (2, 3, 17, 2)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from .skeleton import H36M_JOINTS
 
 __all__ = [
     "CAMERA_POSE_KEYS",
+    "NATIVE_KEYS",
     "WORLD_POSE_KEYS",
     "GroundTruth",
     "Labels",
@@ -67,6 +68,8 @@ __all__ = [
 CAMERA_POSE_KEYS: tuple[str, ...] = ("poses3d", "poses3d_camera", "poses3d_world")
 #: As-stored (world-frame) pose readers: the first of these keys present wins.
 WORLD_POSE_KEYS: tuple[str, ...] = ("poses3d_world", "poses3d")
+#: The optional native-landmark keys of ``poses2d.npz`` (all three or none).
+NATIVE_KEYS: tuple[str, ...] = ("keypoints_native", "scores_native", "joint_names_native")
 
 
 def open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -102,6 +105,14 @@ def default_joint_names(num_joints: int) -> list[str]:
     return list(H36M_JOINTS) if num_joints == len(H36M_JOINTS) else [f"joint{i}" for i in range(num_joints)]
 
 
+def _floats(a: Any, key: str, src: str = "poses2d") -> np.ndarray:
+    """``a`` as a float32 array, or :class:`InputError` naming ``key``."""
+    a = np.asarray(a)
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise InputError(f"{src}: key {key!r} must hold numbers, got {a.dtype}")
+    return a.astype(np.float32)
+
+
 @dataclass
 class Poses2D:
     """Multi-view 2D detections.
@@ -116,6 +127,14 @@ class Poses2D:
         dist: (C, 5) distortion or None.
         fps: frames per second or None.
         extra: any other arrays found in (or to be written to) the file.
+        keypoints_native: (C, F, K, 2) float32 pixels of the detector's own landmarks before the
+            mapping to ``joint_names`` (BlazePose-33, COCO-17, OpenPose BODY_25, ...); NaN where
+            missing; None when the file has none. Given together with the next two.
+        scores_native: (C, F, K) float32 confidences of ``keypoints_native``; 0 where missing.
+        joint_names_native: K names of ``keypoints_native``.
+
+    Every frame index of ``keypoints`` is a frame index of ``keypoints_native``: code that
+    re-indexes frames re-indexes both (:meth:`take_frames`).
     """
 
     keypoints: np.ndarray
@@ -127,6 +146,9 @@ class Poses2D:
     dist: np.ndarray | None = None
     fps: float | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    keypoints_native: np.ndarray | None = None
+    scores_native: np.ndarray | None = None
+    joint_names_native: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
@@ -136,6 +158,15 @@ class Poses2D:
             self.camera_names = [f"cam{i}" for i in range(self.keypoints.shape[0])]
         self.camera_names = [str(n) for n in self.camera_names]
         self.joint_names = [str(n) for n in self.joint_names]
+        if self.keypoints_native is not None:
+            self.keypoints_native = _floats(self.keypoints_native, "keypoints_native")
+        if self.scores_native is not None:
+            self.scores_native = _floats(self.scores_native, "scores_native")
+        if self.joint_names_native is not None:
+            names = np.asarray(self.joint_names_native)
+            if names.ndim != 1:
+                raise InputError(f"poses2d: key 'joint_names_native' has shape {names.shape}, expected (K,)")
+            self.joint_names_native = [str(n) for n in names]
         self.validate()
 
     @property
@@ -176,10 +207,103 @@ class Poses2D:
             raise InputError(f"{src}: 'keypoints' contains inf (use NaN for missing joints)")
         if np.any(np.isnan(self.scores)):
             raise InputError(f"{src}: 'scores' contains NaN (use 0 for missing joints)")
+        self._validate_native(src)
+
+    def _validate_native(self, src: str) -> None:
+        """The three native keys: all or none; shapes (C, F, K, 2), (C, F, K), (K,) with the C and
+        F of ``keypoints``."""
+        native = {k: getattr(self, k) for k in NATIVE_KEYS}
+        given = [k for k, v in native.items() if v is not None]
+        if not given:
+            return
+        if len(given) < len(native):
+            missing = [k for k in native if native[k] is None]
+            raise InputError(
+                f"{src}: {', '.join(map(repr, given))} given without {', '.join(map(repr, missing))} "
+                "(the native landmarks need all three keys)"
+            )
+        C, F = self.keypoints.shape[:2]
+        kp = self.keypoints_native
+        check_shape(kp, (None, None, None, 2), "keypoints_native", src)
+        if kp.shape[:2] != (C, F):
+            raise InputError(
+                f"{src}: key 'keypoints_native' has {kp.shape[0]} cameras x {kp.shape[1]} frames but "
+                f"'keypoints' has {C} x {F}"
+            )
+        K = kp.shape[2]
+        if K == 0:
+            raise InputError(f"{src}: 'keypoints_native' has no landmarks, shape {kp.shape}")
+        check_shape(self.scores_native, (C, F, K), "scores_native", src)
+        if len(self.joint_names_native) != K:
+            raise InputError(
+                f"{src}: 'joint_names_native' has {len(self.joint_names_native)} names for {K} native landmarks"
+            )
+        if np.any(np.isinf(kp)):
+            raise InputError(f"{src}: 'keypoints_native' contains inf (use NaN for missing landmarks)")
+        if np.any(np.isnan(self.scores_native)):
+            raise InputError(f"{src}: 'scores_native' contains NaN (use 0 for missing landmarks)")
+
+    @property
+    def has_native(self) -> bool:
+        """True when the detector's own landmarks are present (``keypoints_native`` and co.)."""
+        return self.keypoints_native is not None
+
+    @property
+    def num_native_joints(self) -> int:
+        """K, the number of native landmarks (0 without them)."""
+        return 0 if self.keypoints_native is None else self.keypoints_native.shape[2]
 
     def observed(self) -> np.ndarray:
         """(C, F, J) bool: joint detected (finite coordinates and score > 0)."""
         return np.isfinite(self.keypoints).all(-1) & (self.scores > 0)
+
+    def observed_native(self) -> np.ndarray | None:
+        """(C, F, K) bool: native landmark detected (finite and score > 0); None without them."""
+        if self.keypoints_native is None:
+            return None
+        return np.isfinite(self.keypoints_native).all(-1) & (self.scores_native > 0)
+
+    def take_frames(self, index: np.ndarray) -> Poses2D:
+        """Re-index the frames of every camera: frame ``i`` of camera ``c`` becomes input frame
+        ``index[c, i]`` (or ``index[i]`` for every camera); an index outside ``[0, F)`` gives a
+        missing frame (NaN, score 0).
+
+        ``keypoints``, ``scores`` and the native landmarks move together; ``extra`` is copied
+        unchanged (its frame arrays are the caller's to update).
+
+        Args:
+            index: (F',) or (C, F') int source frames.
+        Returns:
+            a new :class:`Poses2D` with F' frames.
+        """
+        C, F = self.num_cameras, self.num_frames
+        idx = np.asarray(index, dtype=np.int64)
+        if idx.ndim == 1:
+            idx = np.broadcast_to(idx, (C, idx.shape[0]))
+        if idx.ndim != 2 or idx.shape[0] != C:
+            raise InputError(f"frame index must be (F,) or ({C}, F), got shape {idx.shape}")
+        ok = (idx >= 0) & (idx < F)
+        src = np.where(ok, idx, 0)
+        cam = np.arange(C)[:, None]
+
+        def take(a: np.ndarray | None, fill: float) -> np.ndarray | None:
+            if a is None:
+                return None
+            out = a[cam, src]
+            out[~ok] = fill
+            return out
+
+        return replace(
+            self,
+            keypoints=take(self.keypoints, np.nan),
+            scores=take(self.scores, 0.0),
+            keypoints_native=take(self.keypoints_native, np.nan),
+            scores_native=take(self.scores_native, 0.0),
+            joint_names_native=None if self.joint_names_native is None else list(self.joint_names_native),
+            camera_names=list(self.camera_names),
+            joint_names=list(self.joint_names),
+            extra=dict(self.extra),
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Poses2D:
@@ -189,7 +313,17 @@ class Poses2D:
         sc = require_key(d, "scores", src)
         size = require_key(d, "image_size", src)
         check_shape(kp, (None, None, None, 2), "keypoints", src)
-        known = {"keypoints", "scores", "image_size", "camera_names", "joint_names", "K", "dist", "fps"}
+        known = {
+            "keypoints",
+            "scores",
+            "image_size",
+            "camera_names",
+            "joint_names",
+            "K",
+            "dist",
+            "fps",
+            *NATIVE_KEYS,
+        }
         try:
             out = cls(
                 keypoints=kp,
@@ -203,6 +337,9 @@ class Poses2D:
                 dist=d.get("dist"),
                 fps=float(d["fps"]) if "fps" in d else None,
                 extra={k: v for k, v in d.items() if k not in known},
+                keypoints_native=d.get("keypoints_native"),
+                scores_native=d.get("scores_native"),
+                joint_names_native=d.get("joint_names_native"),
             )
         except InputError as e:
             msg = str(e).replace("poses2d:", f"{src}:", 1)
@@ -224,6 +361,10 @@ class Poses2D:
             d["dist"] = np.asarray(self.dist, dtype=np.float64)
         if self.fps is not None:
             d["fps"] = np.float64(self.fps)
+        if self.keypoints_native is not None:
+            d["keypoints_native"] = self.keypoints_native.astype(np.float32)
+            d["scores_native"] = np.asarray(self.scores_native, dtype=np.float32)
+            d["joint_names_native"] = np.array(self.joint_names_native)
         return d
 
     def save(self, path: str | os.PathLike) -> None:

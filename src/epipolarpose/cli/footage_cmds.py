@@ -58,8 +58,21 @@ def detect(
         False, "--strict", help="error (instead of trimming) when cameras have different frame counts"
     ),
     batch: int = typer.Option(16, "--batch", help="frames per detector call"),
+    mediapipe_mode: str = typer.Option(
+        "auto",
+        "--mediapipe-mode",
+        help="MediaPipe: video (track + smooth landmarks, for >= 15 fps), static (every frame on its "
+        "own) or auto (static when fps / stride < 15 or unknown, else video)",
+    ),
+    model_complexity: int = typer.Option(
+        1,
+        "--model-complexity",
+        help="MediaPipe landmark model: 0 lite, 1 full (ships with mediapipe), 2 heavy (0 and 2 are "
+        "downloaded on first use)",
+    ),
 ) -> None:
-    """Detect one person's 2D joints in every camera's video or image folder -> poses2d.npz."""
+    """Detect one person's 2D joints in every camera's video or image folder -> poses2d.npz
+    (with the detector's own landmarks as keypoints_native where it has them)."""
     from ..detectors.run import DetectOptions, detect_sources
 
     options = DetectOptions(
@@ -74,13 +87,22 @@ def detect(
         fps=fps,
         strict=strict,
         batch=batch,
+        mediapipe_mode=mediapipe_mode,
+        model_complexity=model_complexity,
     )
     out = detect_sources(inputs, options, warn=_warn)
     out.save(output)
     det_rate = (out.scores > 0).mean(axis=(1, 2))
+    frame_rate = (out.scores > 0).any(-1).mean(axis=1)
+    modes = out.extra.get("mediapipe_mode")
     num_frames = out.keypoints.shape[1]
-    for n, r in zip(out.camera_names, det_rate):
-        typer.echo(f"{n}: {num_frames} frames, {100 * r:.0f}% of the joints detected", err=True)
+    for c, (n, r, f) in enumerate(zip(out.camera_names, det_rate, frame_rate)):
+        mode = f", {modes[c]} mode" if modes is not None else ""
+        typer.echo(
+            f"{n}: {num_frames} frames, person in {100 * f:.0f}% of them, {100 * r:.0f}% of the joints "
+            f"detected{mode}",
+            err=True,
+        )
     typer.echo(f"wrote {output}")
 
 

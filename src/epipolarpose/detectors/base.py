@@ -2,27 +2,55 @@
 
 A detector turns a batch of frames of ONE camera into Human3.6M-17 keypoints::
 
-    keypoints, scores = detector.detect(frames)   # frames (N, H, W, 3) uint8 BGR
+    with get_detector("mediapipe") as detector:      # closes the detector's resources on exit
+        keypoints, scores = detector.detect(frames)   # frames (N, H, W, 3) uint8 BGR
     # keypoints (N, 17, 2) float pixels, NaN where missing; scores (N, 17) in [0, 1], 0 where missing
 
-Detectors may keep state between calls (tracking), so use one instance per camera and call
-:meth:`Detector.reset` before a new video. :func:`select_track` reduces several people per frame
-to the one person the multi-view pipeline follows (largest, most consistent track).
+:meth:`Detector.detect_all` also returns the detector's own landmarks before the mapping
+(``native_joint_names``, e.g. BlazePose's 33) when it has them. Detectors may keep state between
+calls (tracking), so use one instance per camera and call :meth:`Detector.reset` before a new
+video; :meth:`Detector.close` (or the ``with`` block) releases what it holds (MediaPipe's graph
+and its threads). :func:`select_track` reduces several people per frame to the one person the
+multi-view pipeline follows (largest, most consistent track).
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 
+class Detections(NamedTuple):
+    """One camera's detections for N frames.
+
+    Attributes:
+        keypoints: (N, 17, 2) float32 pixels, Human3.6M order; NaN where missing.
+        scores: (N, 17) float32 in [0, 1]; 0 where missing.
+        keypoints_native: (N, K, 2) float32 pixels in the detector's own order, or None.
+        scores_native: (N, K) float32, or None.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    keypoints_native: np.ndarray | None = None
+    scores_native: np.ndarray | None = None
+
+
 class Detector(ABC):
-    """A 2D pose detector returning one person per frame in Human3.6M-17 order."""
+    """A 2D pose detector returning one person per frame in Human3.6M-17 order.
+
+    A context manager: ``with detector: ...`` calls :meth:`close` on the way out.
+    """
 
     #: name used by ``epipolarpose detect --detector NAME``
     name: str = "detector"
+    #: names of the detector's own landmarks (K,), as :meth:`detect_all` returns them; None if it has none
+    native_joint_names: tuple[str, ...] | None = None
 
     @abstractmethod
     def detect(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,29 +63,62 @@ class Detector(ABC):
             [0, 1] (0 where missing).
         """
 
+    def detect_all(self, frames: np.ndarray) -> Detections:
+        """:meth:`detect`, plus the native landmarks (N, K, 2) / scores (N, K) where the detector
+        has them (``native_joint_names`` not None); the default has none."""
+        kp, sc = self.detect(frames)
+        return Detections(kp, sc)
+
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Forget any tracking state (call before the frames of another video)."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the detector holds (models, graphs, threads); it may be used again after."""
 
-def select_track(keypoints: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pick one person per frame among several candidates: the largest, most consistent track.
+    def __enter__(self) -> Detector:
+        return self
 
-    The first person is the largest (bounding-box diagonal x mean score) in the first frame where
-    anyone is seen; in later frames it is the candidate whose joints are closest to the last
-    chosen pose (mean distance, relative to its size); a candidate farther than one body size
-    away only takes over if the track was lost for more than 5 frames.
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _right_of(name: str) -> str | None:
+    """The right-side name of a left-side joint name, None if ``name`` is not a left one."""
+    if name.startswith("left_"):
+        return "right_" + name[5:]
+    if name.endswith("_left"):
+        return name[:-5] + "_right"
+    if re.match(r"^L[A-Z]", name):
+        return "R" + name[1:]
+    return None
+
+
+def mirror_pairs(joint_names: Sequence[str]) -> list[tuple[int, int]]:
+    """Left/right pairs ``(i_left, i_right)`` of a joint list, found by name: ``left_x``/``right_x``
+    and ``x_left``/``x_right`` (BlazePose, COCO, the project's OpenPose names) or ``Lx``/``Rx``
+    (Human3.6M, OpenPose's own spelling)."""
+    index = {n: i for i, n in enumerate(joint_names)}
+    pairs = []
+    for n, i in index.items():
+        r = _right_of(n)
+        if r is not None and r in index:
+            pairs.append((i, index[r]))
+    return pairs
+
+
+def select_track_index(keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The person :func:`select_track` follows, per frame.
 
     Args:
         keypoints: (N, P, J, 2) candidates per frame (NaN-padded where fewer than P people).
         scores: (N, P, J), 0 for padding.
     Returns:
-        keypoints (N, J, 2) and scores (N, J) of the chosen person (NaN / 0 where nobody is seen).
+        (N,) int index into P, -1 where nobody is followed.
     """
     kp = np.asarray(keypoints, dtype=np.float64)
     sc = np.asarray(scores, dtype=np.float64)
     N, P, J, _ = kp.shape
-    out_kp = np.full((N, J, 2), np.nan)
-    out_sc = np.zeros((N, J))
+    chosen = np.full(N, -1, dtype=np.int64)
     ok = np.isfinite(kp).all(-1) & (sc > 0)  # (N, P, J)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN people (padding)
@@ -81,7 +142,45 @@ def select_track(keypoints: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray,
             if not np.isfinite(d[p]) or d[p] > max(last_size, 1.0):
                 lost += 1
                 continue
-        out_kp[n] = np.where(ok[n, p, :, None], kp[n, p], np.nan)
-        out_sc[n] = np.where(ok[n, p], sc[n, p], 0)
-        last, last_size, lost = out_kp[n], size[n, p], 0
+        chosen[n] = p
+        last, last_size, lost = np.where(ok[n, p, :, None], kp[n, p], np.nan), size[n, p], 0
+    return chosen
+
+
+def select_track(keypoints: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pick one person per frame among several candidates: the largest, most consistent track.
+
+    The first person is the largest (bounding-box diagonal x mean score) in the first frame where
+    anyone is seen; in later frames it is the candidate whose joints are closest to the last
+    chosen pose (mean distance, relative to its size); a candidate farther than one body size
+    away only takes over if the track was lost for more than 5 frames.
+
+    Args:
+        keypoints: (N, P, J, 2) candidates per frame (NaN-padded where fewer than P people).
+        scores: (N, P, J), 0 for padding.
+    Returns:
+        keypoints (N, J, 2) and scores (N, J) of the chosen person (NaN / 0 where nobody is seen).
+    """
+    return take_person(keypoints, scores, select_track_index(keypoints, scores))
+
+
+def take_person(
+    keypoints: np.ndarray, scores: np.ndarray, person: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Person ``person[n]`` of every frame ``n`` (-1: nobody).
+
+    Args:
+        keypoints: (N, P, J, 2); scores: (N, P, J); person: (N,) int (from :func:`select_track_index`).
+    Returns:
+        keypoints (N, J, 2) float32 (NaN where missing) and scores (N, J) float32 (0 where missing).
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    sc = np.asarray(scores, dtype=np.float64)
+    N, _, J, _ = kp.shape
+    out_kp = np.full((N, J, 2), np.nan)
+    out_sc = np.zeros((N, J))
+    n = np.flatnonzero(person >= 0)
+    ok = np.isfinite(kp[n, person[n]]).all(-1) & (sc[n, person[n]] > 0)
+    out_kp[n] = np.where(ok[..., None], kp[n, person[n]], np.nan)
+    out_sc[n] = np.where(ok, sc[n, person[n]], 0)
     return out_kp.astype(np.float32), out_sc.astype(np.float32)

@@ -10,6 +10,13 @@ Head = mean of the ears):
   and a result's third value is its confidence;
 * OpenPose BODY_25 and COCO-18 (``*_keypoints.json`` per frame, ``people[i].pose_keypoints_2d``
   = ``[x, y, c] * 25`` or ``* 18``, told apart by length); ``(0, 0, 0)`` means missing.
+
+:func:`read_coco` / :func:`read_openpose` also return the file's own keypoints (the *native*
+landmarks, ``poses2d.npz``'s ``keypoints_native``) of the person followed, in the file's order:
+:data:`~epipolarpose.skeleton.COCO17_JOINTS`, :data:`OPENPOSE_BODY25_JOINTS` or
+:data:`OPENPOSE_COCO18_JOINTS`. Native names are lower snake_case with ``left_``/``right_``
+prefixes for every detector (OpenPose's ``RShoulder`` is ``right_shoulder``, ``LBigToe`` is
+``left_big_toe``), in the order of the detector's output.
 """
 
 from __future__ import annotations
@@ -18,12 +25,13 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import InputError
-from ..skeleton import COCO17, JointMapping, _coco_like_recipe
-from .base import select_track
+from ..skeleton import COCO17, COCO17_JOINTS, JointMapping, _coco_like_recipe
+from .base import select_track_index, take_person
 
 OPENPOSE_BODY25_JOINTS: tuple[str, ...] = (
     "nose",
@@ -90,6 +98,46 @@ OPENPOSE_COCO18 = JointMapping(
 )
 
 
+class ImportedDetections(NamedTuple):
+    """One camera's imported detections (N frames, one person per frame).
+
+    Attributes:
+        keypoints: (N, 17, 2) float32 Human3.6M pixels, NaN where missing.
+        scores: (N, 17) float32 in [0, 1], 0 where missing.
+        frame_names: N frame names (COCO image file names / ids, OpenPose file names).
+        image_size: (width, height) if the file gives one, else None.
+        keypoints_native: (N, K, 2) float32 pixels of the file's own keypoints, NaN where missing.
+        scores_native: (N, K) float32 in [0, 1].
+        joint_names_native: K names (``COCO17_JOINTS``, ``OPENPOSE_BODY25_JOINTS``, ...).
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    frame_names: list[str]
+    image_size: tuple[int, int] | None
+    keypoints_native: np.ndarray
+    scores_native: np.ndarray
+    joint_names_native: tuple[str, ...]
+
+
+def _native(xyc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., S, 3) x, y, confidence -> keypoints (..., S, 2) (NaN where confidence <= 0) and
+    scores (..., S) clipped to [0, 1]."""
+    ok = np.isfinite(xyc).all(-1) & (xyc[..., 2] > 0)
+    kp = np.where(ok[..., None], xyc[..., :2], np.nan)
+    return kp, np.where(ok, np.clip(xyc[..., 2], 0, 1), 0.0)
+
+
+def _follow_one(mapping: JointMapping, xyc: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(N, P, S, 3) candidates -> mapped keypoints (N, 17, 2), scores (N, 17) and native keypoints
+    (N, S, 2), scores (N, S) of the person :func:`~.base.select_track` follows."""
+    kp, sc = _map(mapping, xyc)
+    person = select_track_index(kp, sc)
+    kp, sc = take_person(kp, sc, person)
+    kpn, scn = take_person(*_native(xyc), person)
+    return kp, sc, kpn, scn
+
+
 def _map(mapping: JointMapping, xyc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(..., S, 3) x, y, confidence -> H36M keypoints (..., 17, 2) and scores (..., 17)."""
     xy = np.where((xyc[..., 2:3] > 0), xyc[..., :2], np.nan)
@@ -119,6 +167,17 @@ def _stack_people(per_frame: list[list[np.ndarray]], num_joints: int) -> np.ndar
 
 
 def load_coco(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str], tuple[int, int] | None]:
+    """Read one camera's COCO keypoint JSON (:func:`read_coco` without the native keypoints).
+
+    Returns:
+        keypoints (N, 17, 2), scores (N, 17), frame names (N,), image size (width, height) if the
+        file gives one.
+    """
+    d = read_coco(path)
+    return d.keypoints, d.scores, d.frame_names, d.image_size
+
+
+def read_coco(path: str | os.PathLike) -> ImportedDetections:
     """Read one camera's COCO keypoint JSON.
 
     Accepts a dataset file (``{"images": [...], "annotations": [...]}``; frames are the images
@@ -126,8 +185,7 @@ def load_coco(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str
     frames are the sorted distinct ``image_id``).
 
     Returns:
-        keypoints (N, 17, 2), scores (N, 17), frame names (N,), image size (width, height) if the
-        file gives one.
+        :class:`ImportedDetections`, native keypoints in :data:`COCO17_JOINTS` order.
     """
     path = Path(path)
     if not path.is_file():
@@ -167,9 +225,8 @@ def load_coco(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str
         per_frame[index[a["image_id"]]].append(xyc)
     if not frame_ids:
         raise InputError(f"{path}: no frames / keypoint annotations")
-    kp, sc = _map(COCO17, _stack_people(per_frame, 17))
-    kp, sc = select_track(kp, sc)
-    return kp, sc, names, size
+    kp, sc, kpn, scn = _follow_one(COCO17, _stack_people(per_frame, 17))
+    return ImportedDetections(kp, sc, names, size, kpn, scn, COCO17_JOINTS)
 
 
 def _frame_number(p: Path) -> tuple:
@@ -178,11 +235,22 @@ def _frame_number(p: Path) -> tuple:
 
 
 def load_openpose(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read one camera's OpenPose output folder (:func:`read_openpose` without the native keypoints).
+
+    Returns:
+        keypoints (N, 17, 2), scores (N, 17), frame file names (N,).
+    """
+    d = read_openpose(folder)
+    return d.keypoints, d.scores, d.frame_names
+
+
+def read_openpose(folder: str | os.PathLike) -> ImportedDetections:
     """Read one camera's OpenPose output folder (one ``*.json`` per frame, sorted by the last
     number in the file name, e.g. ``video_000000000012_keypoints.json``).
 
     Returns:
-        keypoints (N, 17, 2), scores (N, 17), frame file names (N,).
+        :class:`ImportedDetections` (no image size: OpenPose files have none), native keypoints in
+        :data:`OPENPOSE_BODY25_JOINTS` or :data:`OPENPOSE_COCO18_JOINTS` order.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -210,6 +278,5 @@ def load_openpose(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, li
         per_frame.append(people)
     if mapping is None:
         raise InputError(f"{folder}: no person in any OpenPose file")
-    kp, sc = _map(mapping, _stack_people(per_frame, len(mapping.source_joints)))
-    kp, sc = select_track(kp, sc)
-    return kp, sc, [f.name for f in files]
+    kp, sc, kpn, scn = _follow_one(mapping, _stack_people(per_frame, len(mapping.source_joints)))
+    return ImportedDetections(kp, sc, [f.name for f in files], None, kpn, scn, mapping.source_joints)

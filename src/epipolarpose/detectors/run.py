@@ -3,10 +3,16 @@
 
     poses2d = detect_sources([Path("left.mp4"), Path("right.mp4")], DetectOptions(stride=2))
 
-Stages: :func:`camera_names` (file/folder stems), :func:`import_detections` or
-:func:`detect_videos` (one :class:`CameraDetections` per camera), :func:`trim_to_common_length`
-(cameras with different frame counts), :func:`match_intrinsics` (K/dist/sizes of an intrinsics
-rig). Input problems raise :class:`~epipolarpose.errors.InputError`.
+Stages: :func:`check_options` (before any work), :func:`camera_names` (file/folder stems),
+:func:`import_detections` or :func:`detect_videos` (one :class:`CameraDetections` per camera, with
+the detector's native landmarks where it has them), :func:`trim_to_common_length` and
+:func:`stack_native` (cameras with different frame counts), :func:`match_intrinsics` (K/dist/sizes
+of an intrinsics rig). Input problems raise :class:`~epipolarpose.errors.InputError`.
+
+MediaPipe's mode (:func:`mediapipe_static`): ``video`` tracks the person and smooths the landmarks
+over time (tuned for ~30 fps), ``static`` detects every frame on its own; ``auto`` takes ``static``
+when the frame rate the detector sees (fps / stride) is below :data:`AUTO_STATIC_BELOW_FPS` or
+unknown (image folders without ``--fps``), else ``video``.
 """
 
 from __future__ import annotations
@@ -25,23 +31,32 @@ from ..camera import Rig
 from ..errors import InputError
 from ..formats import Poses2D
 from ..video import VideoInfo, iter_frames, probe
-from . import get_detector
-from .base import Detector
-from .importers import load_coco, load_openpose
+from . import DETECTORS, get_detector
+from .base import Detections, Detector
+from .importers import read_coco, read_openpose
 
 __all__ = [
+    "AUTO_STATIC_BELOW_FPS",
     "IMPORT_FORMATS",
+    "MEDIAPIPE_MODES",
     "CameraDetections",
     "DetectOptions",
     "camera_names",
+    "check_options",
     "detect_sources",
     "detect_videos",
     "import_detections",
     "match_intrinsics",
+    "mediapipe_static",
+    "stack_native",
     "trim_to_common_length",
 ]
 
 IMPORT_FORMATS = ("coco", "openpose")
+MEDIAPIPE_MODES = ("auto", "video", "static")
+#: ``--mediapipe-mode auto`` runs MediaPipe in static-image mode below this many frames per second
+#: (as the detector sees them: fps / stride), where video-mode smoothing lags the motion.
+AUTO_STATIC_BELOW_FPS = 15.0
 
 #: Called with each warning message (default: :func:`warnings.warn`).
 WarnFn = Callable[[str], None]
@@ -62,6 +77,9 @@ class DetectOptions:
         fps: frame rate (default: the first video's).
         strict: error (instead of trimming) when cameras have different frame counts.
         batch: frames per detector call.
+        mediapipe_mode: ``auto``, ``video`` or ``static`` (see :func:`mediapipe_static`).
+        model_complexity: MediaPipe landmark model, 0 (lite), 1 (full) or 2 (heavy); only 1 ships
+            with the mediapipe wheel, 0 and 2 are downloaded on first use.
     """
 
     detector: str = "mediapipe"
@@ -75,14 +93,71 @@ class DetectOptions:
     fps: float | None = None
     strict: bool = False
     batch: int = 16
+    mediapipe_mode: str = "auto"
+    model_complexity: int = 1
 
 
 class CameraDetections(NamedTuple):
-    """One camera's detections: keypoints (F, 17, 2) px, scores (F, 17), image size (w, h) or None."""
+    """One camera's detections.
+
+    Attributes:
+        keypoints: (F, 17, 2) px; scores: (F, 17); image_size: (w, h) or None.
+        keypoints_native: (F, K, 2) px of the detector's own landmarks, or None.
+        scores_native: (F, K), or None.
+        joint_names_native: K names, or None.
+        mode: how the detector ran (MediaPipe: ``video`` or ``static``), or None.
+    """
 
     keypoints: np.ndarray
     scores: np.ndarray
     image_size: tuple[int, int] | None
+    keypoints_native: np.ndarray | None = None
+    scores_native: np.ndarray | None = None
+    joint_names_native: tuple[str, ...] | None = None
+    mode: str | None = None
+
+
+def check_options(options: DetectOptions) -> None:
+    """:class:`InputError` for settings that cannot work, before any video is read (an unknown
+    detector or import format, a missing checkpoint, bad ranges). Whether MediaPipe is installed
+    is checked once the inputs are probed (:func:`detect_videos`)."""
+    if options.detector not in (*DETECTORS, "import"):
+        raise InputError(
+            f"unknown detector {options.detector!r}; choose one of {', '.join(DETECTORS)} or 'import'"
+        )
+    if options.detector == "import" and options.import_format not in IMPORT_FORMATS:
+        raise InputError(f"--import-format must be coco or openpose, got {options.import_format!r}")
+    if options.mediapipe_mode not in MEDIAPIPE_MODES:
+        raise InputError(
+            f"--mediapipe-mode must be one of {', '.join(MEDIAPIPE_MODES)}, got {options.mediapipe_mode!r}"
+        )
+    if options.model_complexity not in (0, 1, 2):
+        raise InputError(f"--model-complexity must be 0, 1 or 2, got {options.model_complexity}")
+    if options.start < 0:
+        raise InputError(f"--start must be >= 0, got {options.start}")
+    if options.stride < 1:
+        raise InputError(f"--stride must be >= 1, got {options.stride}")
+    if options.stop is not None and options.stop <= options.start:
+        raise InputError(f"--stop ({options.stop}) must be greater than --start ({options.start})")
+    if options.batch < 1:
+        raise InputError(f"--batch must be >= 1, got {options.batch}")
+    if options.fps is not None and not options.fps > 0:
+        raise InputError(f"--fps must be positive, got {options.fps}")
+    if options.detector == "network":
+        if options.checkpoint is None:
+            raise InputError("--detector network needs --checkpoint CKPT (a trained 2D/3D PoseNet)")
+        if not Path(options.checkpoint).is_file():
+            raise InputError(f"{options.checkpoint}: no such checkpoint file")
+
+
+def mediapipe_static(mode: str, fps: float | None, stride: int = 1) -> bool:
+    """Whether MediaPipe runs in static-image mode: ``static`` -> True, ``video`` -> False,
+    ``auto`` -> True when ``fps / stride`` is unknown or below :data:`AUTO_STATIC_BELOW_FPS`."""
+    if mode not in MEDIAPIPE_MODES:
+        raise InputError(f"--mediapipe-mode must be one of {', '.join(MEDIAPIPE_MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode == "static"
+    return fps is None or fps / max(stride, 1) < AUTO_STATIC_BELOW_FPS
 
 
 def camera_names(sources: Sequence[Path]) -> list[str]:
@@ -94,18 +169,24 @@ def camera_names(sources: Sequence[Path]) -> list[str]:
 
 
 def import_detections(sources: Sequence[Path], options: DetectOptions) -> list[CameraDetections]:
-    """Read one COCO JSON file or OpenPose JSON folder per camera, keeping ``start:stop:stride``."""
+    """Read one COCO JSON file or OpenPose JSON folder per camera, keeping ``start:stop:stride``
+    (of the mapped and the native keypoints)."""
     if options.import_format not in IMPORT_FORMATS:
         raise InputError(f"--import-format must be coco or openpose, got {options.import_format!r}")
     out = []
+    frames = slice(options.start, options.stop, options.stride)
     for p in sources:
-        if options.import_format == "coco":
-            kp, sc, _, size = load_coco(p)
-        else:
-            kp, sc, _ = load_openpose(p)
-            size = None
-        frames = slice(options.start, options.stop, options.stride)
-        out.append(CameraDetections(kp[frames], sc[frames], size))
+        d = read_coco(p) if options.import_format == "coco" else read_openpose(p)
+        out.append(
+            CameraDetections(
+                d.keypoints[frames],
+                d.scores[frames],
+                d.image_size,
+                d.keypoints_native[frames],
+                d.scores_native[frames],
+                d.joint_names_native,
+            )
+        )
     return out
 
 
@@ -115,42 +196,44 @@ def _frame_range(num_frames: int, options: DetectOptions) -> range:
     return range(options.start, stop, options.stride)
 
 
-def _detect_one(
-    detector: Detector, info: VideoInfo, options: DetectOptions, bar: tqdm
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Batches of ``options.batch`` frames of one video through ``detector`` -> [keypoints, scores]
-    per batch (empty if no frame could be read); ``bar`` counts the frames."""
-    kps: list[np.ndarray] = []
-    scs: list[np.ndarray] = []
+def _detect_one(detector: Detector, info: VideoInfo, options: DetectOptions, bar: tqdm) -> list[Detections]:
+    """Batches of ``options.batch`` frames of one video through ``detector`` -> one
+    :class:`~.base.Detections` per batch (empty if no frame could be read); ``bar`` counts the frames."""
+    out: list[Detections] = []
     buf: list[np.ndarray] = []
-
-    def flush() -> None:
-        k, s = detector.detect(np.stack(buf))
-        kps.append(k)
-        scs.append(s)
-        bar.update(len(buf))
-        buf.clear()
-
     for _, frame in iter_frames(info.path, options.start, options.stop, options.stride):
         if frame.shape[1::-1] != info.image_size:
             raise InputError(f"{info.path}: frame size changes within the video")
         buf.append(frame)
         if len(buf) == options.batch:
-            flush()
+            out.append(detector.detect_all(np.stack(buf)))
+            bar.update(len(buf))
+            buf.clear()
     if buf:
-        flush()
-    return kps, scs
+        out.append(detector.detect_all(np.stack(buf)))
+        bar.update(len(buf))
+    return out
+
+
+def _concat(arrays: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    return None if any(a is None for a in arrays) else np.concatenate(arrays)
 
 
 def detect_videos(
     sources: Sequence[Path], names: Sequence[str], options: DetectOptions, *, progress: bool = True
 ) -> tuple[list[CameraDetections], float | None]:
-    """Run ``options.detector`` on every camera's video or image folder (a new detector per camera).
+    """Run ``options.detector`` on every camera's video or image folder (a new detector per camera,
+    closed before the next one starts, also when detection fails).
 
     Returns:
-        one :class:`CameraDetections` per camera and the first video's frame rate (None if unknown).
+        one :class:`CameraDetections` per camera (with the native landmarks when the detector has
+        them) and the first video's frame rate (None if unknown).
     """
     infos = [probe(p) for p in sources]
+    if options.detector == "mediapipe":
+        from .mediapipe import _import_pose
+
+        _import_pose()  # InputError with the install hint when the extra is missing
     ranges = [len(_frame_range(info.num_frames, options)) for info in infos]
     if min(ranges) == 0:
         bad = names[int(np.argmin(ranges))]
@@ -159,12 +242,29 @@ def detect_videos(
     disable = None if progress else True  # None: tqdm shows the bar on a terminal only
     with tqdm(total=sum(ranges), desc="detect", unit="frame", file=None, disable=disable) as bar:
         for c, info in enumerate(infos):
-            detector = get_detector(options.detector, checkpoint=options.checkpoint)
-            detector.reset()
-            kps, scs = _detect_one(detector, info, options, bar)
-            if not kps:
+            static = mediapipe_static(options.mediapipe_mode, options.fps or info.fps, options.stride)
+            detector = get_detector(
+                options.detector,
+                checkpoint=options.checkpoint,
+                model_complexity=options.model_complexity,
+                static_image_mode=static,
+            )
+            with detector:
+                batches = _detect_one(detector, info, options, bar)
+            if not batches:
                 raise InputError(f"camera {names[c]!r} ({info.path}): no frames could be read")
-            out.append(CameraDetections(np.concatenate(kps), np.concatenate(scs), info.image_size))
+            native = detector.native_joint_names
+            out.append(
+                CameraDetections(
+                    np.concatenate([b.keypoints for b in batches]),
+                    np.concatenate([b.scores for b in batches]),
+                    info.image_size,
+                    _concat([b.keypoints_native for b in batches]) if native else None,
+                    _concat([b.scores_native for b in batches]) if native else None,
+                    tuple(native) if native else None,
+                    ("static" if static else "video") if options.detector == "mediapipe" else None,
+                )
+            )
     return out, infos[0].fps
 
 
@@ -192,6 +292,34 @@ def trim_to_common_length(
     kp = np.stack([d.keypoints[:num_frames] for d in cameras])
     sc = np.stack([d.scores[:num_frames] for d in cameras])
     return kp, sc
+
+
+def stack_native(
+    cameras: Sequence[CameraDetections],
+    names: Sequence[str],
+    num_frames: int,
+    *,
+    warn: WarnFn | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """The cameras' native landmarks cut to ``num_frames`` (as :func:`trim_to_common_length` cuts
+    the keypoints).
+
+    Returns:
+        keypoints_native (C, F, K, 2), scores_native (C, F, K) and the K names; None when a camera
+        has none or the cameras' landmark sets differ (then with a warning).
+    """
+    if any(d.keypoints_native is None for d in cameras):
+        return None
+    sets = [tuple(d.joint_names_native or ()) for d in cameras]
+    if len(set(sets)) > 1:
+        kinds = ", ".join(f"{n} {len(s)}" for n, s in zip(names, sets))
+        (warn or warnings.warn)(
+            f"cameras have different native landmark sets ({kinds}); native landmarks dropped"
+        )
+        return None
+    kp = np.stack([d.keypoints_native[:num_frames] for d in cameras])
+    sc = np.stack([d.scores_native[:num_frames] for d in cameras])
+    return kp, sc, list(sets[0])
 
 
 def match_intrinsics(
@@ -251,11 +379,16 @@ def detect_sources(
         progress: show a progress bar (on a terminal).
         warn: receives warnings (frame counts trimmed); default :func:`warnings.warn`.
     Returns:
-        keypoints (C, F, 17, 2), scores (C, F, 17), image sizes, K/dist when ``options.intrinsics``
-        is given, fps, and ``extra`` ``frame_start``, ``frame_stride``, ``frame_index`` (F,).
+        keypoints (C, F, 17, 2), scores (C, F, 17), the detector's native landmarks
+        (``keypoints_native`` (C, F, K, 2), ``scores_native``, ``joint_names_native``) when it has
+        them, image sizes, K/dist when ``options.intrinsics`` is given, fps, and ``extra``
+        ``frame_start``, ``frame_stride``, ``frame_index`` (F,), ``detector`` (str; ``import:coco``
+        for imports) and, for MediaPipe, ``mediapipe_mode`` (C,) (``video``/``static``) and
+        ``model_complexity``.
     """
     if len(sources) < 1:
         raise InputError("give at least one video / image folder")
+    check_options(options)
     names = camera_names(sources)
     video_fps = None
     if options.detector == "import":
@@ -263,12 +396,24 @@ def detect_sources(
     else:
         cameras, video_fps = detect_videos(sources, names, options, progress=progress)
     kp, sc = trim_to_common_length(cameras, names, strict=options.strict, warn=warn)
+    native = stack_native(cameras, names, kp.shape[1], warn=warn)
     for c, n in enumerate(names):
         if not (sc[c] > 0).any():
             raise InputError(f"camera {n!r}: the person is never detected in {sources[c]}")
     K, dist, rig_sizes = match_intrinsics(options.intrinsics, names)
     sizes = _image_sizes(cameras, names, options.image_size, rig_sizes)
     frame_index = options.start + options.stride * np.arange(kp.shape[1])
+    extra: dict[str, np.ndarray] = {
+        "frame_start": np.int64(options.start),
+        "frame_stride": np.int64(options.stride),
+        "frame_index": frame_index,
+        "detector": np.array(
+            f"import:{options.import_format}" if options.detector == "import" else options.detector
+        ),
+    }
+    if options.detector == "mediapipe":
+        extra["mediapipe_mode"] = np.array([d.mode for d in cameras])
+        extra["model_complexity"] = np.int64(options.model_complexity)
     return Poses2D(
         keypoints=kp,
         scores=sc,
@@ -277,9 +422,8 @@ def detect_sources(
         K=K,
         dist=dist,
         fps=(options.fps or video_fps),
-        extra={
-            "frame_start": np.int64(options.start),
-            "frame_stride": np.int64(options.stride),
-            "frame_index": frame_index,
-        },
+        extra=extra,
+        keypoints_native=None if native is None else native[0],
+        scores_native=None if native is None else native[1],
+        joint_names_native=None if native is None else native[2],
     )
