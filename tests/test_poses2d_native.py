@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from epipolarpose.detectors.base import mirror_pairs
 from epipolarpose.errors import InputError
 from epipolarpose.formats import Poses2D
 from epipolarpose.io import save_npz
-from epipolarpose.skeleton import BLAZEPOSE33_JOINTS, COCO17_JOINTS, H36M_JOINTS
+from epipolarpose.skeleton import BLAZEPOSE33_JOINTS, COCO17_JOINTS, H36M_JOINTS, left_right_pairs
 
 
 def _poses(C=2, F=5, K=4, rng=None, **overrides) -> dict:
@@ -118,15 +117,15 @@ def test_take_frames_moves_native_landmarks_with_the_keypoints():
 def test_mirror_pairs_of_every_skeleton():
     from epipolarpose.detectors.importers import OPENPOSE_BODY25_JOINTS
 
-    bp = dict(mirror_pairs(BLAZEPOSE33_JOINTS))
+    bp = dict(left_right_pairs(BLAZEPOSE33_JOINTS))
     assert len(bp) == 16  # 33 = nose + 16 left/right pairs
     B = BLAZEPOSE33_JOINTS.index
     assert bp[B("left_heel")] == B("right_heel") and bp[B("mouth_left")] == B("mouth_right")
-    assert len(mirror_pairs(COCO17_JOINTS)) == 8
-    op = dict(mirror_pairs(OPENPOSE_BODY25_JOINTS))
+    assert len(left_right_pairs(COCO17_JOINTS)) == 8
+    op = dict(left_right_pairs(OPENPOSE_BODY25_JOINTS))
     O = OPENPOSE_BODY25_JOINTS.index
     assert len(op) == 11 and op[O("left_big_toe")] == O(
         "right_big_toe"
     )  # 25 = nose, neck, mid_hip + 11 pairs
-    h = dict(mirror_pairs(H36M_JOINTS))
+    h = dict(left_right_pairs(H36M_JOINTS))
     assert len(h) == 6 and h[H36M_JOINTS.index("LFoot")] == H36M_JOINTS.index("RFoot")

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from .geometry.dlt import triangulate_dlt
 from .geometry.observations import check_observations, normalized_observations, resolve_intrinsics
 from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
 from .geometry.triangulation import TriangulationOptions, reprojection_errors, triangulate_robust
-from .skeleton import metric_scale
+from .skeleton import left_right_pairs, metric_scale
 from .sync import SyncOptions, SyncResult, apply_offsets, estimate_offsets
 from .timing import Timer
 
@@ -196,7 +196,11 @@ def _triangulate(poses2d: Poses2D, rig: Rig, options: LabelOptions, progress: bo
     if options.triangulation is None:
         X = triangulate_dlt(Rt, np.moveaxis(xn, 0, -2), np.moveaxis(w, 0, -1))
         return _Reconstruction(rig, X, np.isfinite(X).all(-1))
-    tri = triangulate_robust(Rt, xn, w, rig.K[:, [0, 1], [0, 1]].mean(1), options.triangulation, progress)
+    tri_options = options.triangulation
+    if tri_options.left_right is None:  # swaps of the file's own left/right joints
+        pairs = left_right_pairs(poses2d.joint_names).tolist()
+        tri_options = replace(tri_options, left_right=tuple(map(tuple, pairs)))
+    tri = triangulate_robust(Rt, xn, w, rig.K[:, [0, 1], [0, 1]].mean(1), tri_options, progress)
     rejected = int(((w > 0) & ~tri.used & tri.valid[None]).sum())
     threshold = float(np.median(tri.threshold_px))
     return _Reconstruction(rig, tri.points, tri.valid, int(tri.swapped.sum()), rejected, threshold)

@@ -12,6 +12,7 @@ is synthesised by :func:`synthesize_head_top`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +82,36 @@ JOINT_SIDE[RIGHT_JOINTS] = "r"
 
 #: Distance (mm) by which the synthesised head top lies beyond the head joint of a mocap skeleton.
 HEAD_TOP_OFFSET_MM = 120.0
+
+
+def _mirror_name(name: str) -> str | None:
+    """The right-side name of a left-side joint name, or None: ``left_x``, ``x_left`` (BlazePose,
+    COCO), ``LeftX`` (CMU) and ``LX`` (Human3.6M, OpenPose BODY_25)."""
+    for left, right in (("left_", "right_"), ("Left", "Right")):
+        if name.startswith(left):
+            return right + name[len(left) :]
+    if name.endswith("_left"):
+        return name[: -len("_left")] + "_right"
+    if len(name) > 1 and name[0] == "L" and name[1].isupper():
+        return "R" + name[1:]
+    return None
+
+
+def left_right_pairs(joint_names: Sequence[str]) -> np.ndarray:
+    """Left/right joint pairs ``(left, right)`` of any joint list, found by name (see
+    :func:`_mirror_name`): (P, 2) int. For Human3.6M-17 these are :data:`LEFT_RIGHT_PAIRS`."""
+    index = {n: i for i, n in enumerate(joint_names)}
+    pairs = [(i, index[r]) for n, i in index.items() if (r := _mirror_name(n)) is not None and r in index]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def flip_permutation(left_right: np.ndarray, num_joints: int) -> np.ndarray:
+    """(J,) permutation exchanging the joints of (P, 2) left/right pairs (:data:`FLIP_PERMUTATION`
+    for Human3.6M)."""
+    perm = np.arange(num_joints)
+    left_right = np.asarray(left_right, dtype=np.int64).reshape(-1, 2)
+    perm[left_right[:, 0]], perm[left_right[:, 1]] = left_right[:, 1], left_right[:, 0]
+    return perm
 
 
 #: Bones (lower, upper) whose median lengths add up to the ankle-to-head-top height: each leg

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -472,12 +472,4 @@ def apply_offsets(poses2d: Poses2D, offsets: np.ndarray) -> Poses2D:
     C, T = poses2d.num_cameras, poses2d.num_frames
     if offsets.shape != (C,):
         raise InputError(f"offsets: {offsets.size} values given for {C} cameras")
-    kp = np.full_like(poses2d.keypoints, np.nan)
-    sc = np.zeros_like(poses2d.scores)
-    for c, o in enumerate(offsets):
-        dst = np.arange(T)
-        src = dst - o
-        ok = (src >= 0) & (src < T)
-        kp[c, dst[ok]] = poses2d.keypoints[c, src[ok]]
-        sc[c, dst[ok]] = poses2d.scores[c, src[ok]]
-    return replace(poses2d, keypoints=kp, scores=sc, extra=dict(poses2d.extra))
+    return poses2d.take_frames(np.arange(T)[None] - offsets[:, None])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InputError
-from .base import Detections, Detector, mirror_pairs, select_track
+from .base import Detections, Detector, select_track
 
 DETECTORS = ("mediapipe", "network")
 
@@ -41,4 +41,4 @@ def get_detector(
     raise InputError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)} or 'import'")
 
 
-__all__ = ["DETECTORS", "Detections", "Detector", "get_detector", "mirror_pairs", "select_track"]
+__all__ = ["DETECTORS", "Detections", "Detector", "get_detector", "select_track"]

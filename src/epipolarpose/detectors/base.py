@@ -16,10 +16,8 @@ multi-view pipeline follows (largest, most consistent track).
 
 from __future__ import annotations
 
-import re
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -80,30 +78,6 @@ class Detector(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _right_of(name: str) -> str | None:
-    """The right-side name of a left-side joint name, None if ``name`` is not a left one."""
-    if name.startswith("left_"):
-        return "right_" + name[5:]
-    if name.endswith("_left"):
-        return name[:-5] + "_right"
-    if re.match(r"^L[A-Z]", name):
-        return "R" + name[1:]
-    return None
-
-
-def mirror_pairs(joint_names: Sequence[str]) -> list[tuple[int, int]]:
-    """Left/right pairs ``(i_left, i_right)`` of a joint list, found by name: ``left_x``/``right_x``
-    and ``x_left``/``x_right`` (BlazePose, COCO, the project's OpenPose names) or ``Lx``/``Rx``
-    (Human3.6M, OpenPose's own spelling)."""
-    index = {n: i for i, n in enumerate(joint_names)}
-    pairs = []
-    for n, i in index.items():
-        r = _right_of(n)
-        if r is not None and r in index:
-            pairs.append((i, index[r]))
-    return pairs
 
 
 def select_track_index(keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -302,7 +302,8 @@ def refine_rig(
     sel = _sample_frames(views.w, options.ba_frames)
     xn, w = views.xn[:, sel], views.w[:, sel]
     good = w >= max(options.min_score, 1e-9)
-    tri_options = TriangulationOptions(min_threshold_px=options.threshold_px)
+    left_right = tuple(map(tuple, views.left_right.tolist()))
+    tri_options = TriangulationOptions(min_threshold_px=options.threshold_px, left_right=left_right)
     Rs, ts = estimate.R, estimate.t
     xt, wt = xn, np.where(good, w, 0.0)
     for _ in range(2):
@@ -311,12 +312,12 @@ def refine_rig(
             ts = ts_pts
         Rt = np.concatenate([Rs, ts[:, :, None]], -1)
         tri = triangulate_robust(Rt, xn, w, focal, tri_options)
-        xt, wt = undo_swaps(xn, w, tri.swapped)  # the kept views, swaps undone
+        xt, wt = undo_swaps(xn, w, tri.swapped, views.left_right)  # the kept views, swaps undone
         wt = np.where(tri.used, wt, 0.0)
     pts_ok = tri.valid.reshape(-1)
     X0 = tri.points.reshape(-1, 3)[pts_ok]
     used_v = tri.used.reshape(C, -1)[:, pts_ok]  # (C, N)
-    xs, ws = undo_swaps(xn, w, tri.swapped)
+    xs, ws = undo_swaps(xn, w, tri.swapped, views.left_right)
     xs = xs.reshape(C, -1, 2)[:, pts_ok]
     ws = ws.reshape(C, -1)[:, pts_ok]
     cam_idx, pt_idx = np.nonzero(used_v & (ws > 0))

@@ -10,6 +10,7 @@ import numpy as np
 from ..camera import Camera, Rig, default_intrinsics
 from ..errors import InputError
 from ..formats import Poses2D
+from ..skeleton import left_right_pairs
 
 __all__ = [
     "NormalizedViews",
@@ -89,12 +90,14 @@ class NormalizedViews:
         intrinsics_known: False where the documented default ``K`` was used.
         xn: (C, F, J, 2) undistorted normalized coordinates, NaN where unobserved.
         w: (C, F, J) weights (the scores; 0 where unobserved).
+        left_right: (P, 2) left/right joint pairs, from the joint names.
     """
 
     cameras: Rig
     intrinsics_known: bool
     xn: np.ndarray
     w: np.ndarray
+    left_right: np.ndarray
 
     @property
     def focal(self) -> np.ndarray:
@@ -108,4 +111,4 @@ def normalize_views(poses2d: Poses2D) -> NormalizedViews:
     cameras, known = resolve_intrinsics(poses2d)
     xn, w = normalized_observations(poses2d, cameras)
     check_observations(poses2d, w)
-    return NormalizedViews(cameras, known, xn, w)
+    return NormalizedViews(cameras, known, xn, w, left_right_pairs(poses2d.joint_names))

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..camera import Rig
-from ..skeleton import FLIP_PERMUTATION, LEFT_RIGHT_PAIRS
+from ..skeleton import LEFT_RIGHT_PAIRS, flip_permutation
 from . import single_threaded
 from .dlt import IDX9, solve9, triangulate_dlt
 
@@ -110,15 +110,28 @@ class _RigViews:
         return X
 
 
-def undo_swaps(x: np.ndarray, w: np.ndarray, swapped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def undo_swaps(
+    x: np.ndarray, w: np.ndarray, swapped: np.ndarray, left_right: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Exchange left/right joints of the views flagged in ``swapped`` (C, F).
 
-    x (C, F, 17, D), w (C, F, 17) -> corrected copies."""
+    x (C, F, J, D), w (C, F, J) -> corrected copies. ``left_right``: (P, 2) pairs (default: those
+    of Human3.6M-17, see :func:`swap_pairs`)."""
     x, w = np.array(x, copy=True), np.array(w, copy=True)
     c, f = np.nonzero(swapped)
-    x[c, f] = x[c, f][:, FLIP_PERMUTATION]
-    w[c, f] = w[c, f][:, FLIP_PERMUTATION]
+    if len(c):
+        perm = flip_permutation(swap_pairs(x.shape[2], left_right), x.shape[2])
+        x[c, f] = x[c, f][:, perm]
+        w[c, f] = w[c, f][:, perm]
     return x, w
+
+
+def swap_pairs(num_joints: int, left_right: np.ndarray | None = None) -> np.ndarray:
+    """(P, 2) left/right pairs whose swaps are repaired: ``left_right`` when given, else
+    Human3.6M's for 17 joints and none otherwise."""
+    if left_right is not None:
+        return np.asarray(left_right, dtype=np.int64).reshape(-1, 2)
+    return np.array(LEFT_RIGHT_PAIRS if num_joints == 17 else [], dtype=np.int64).reshape(-1, 2)
 
 
 @dataclass
@@ -152,7 +165,10 @@ class TriangulationOptions:
             error)`` of all views, per chunk of frames: a noise scale measured on the data.
         accept_px: joints whose kept views still disagree by more are invalid (default: the
             threshold).
-        fix_swaps: detect and undo left/right-exchanged views (Human3.6M-17 joints, >= 3 cameras).
+        fix_swaps: detect and undo left/right-exchanged views (>= 3 cameras).
+        left_right: (left, right) joint pairs for ``fix_swaps`` (e.g.
+            :func:`~epipolarpose.skeleton.left_right_pairs` of the joint names); ``None``: those of
+            Human3.6M-17 when there are 17 joints.
         chunk_frames: frames processed at once (bounds memory).
     """
 
@@ -160,6 +176,7 @@ class TriangulationOptions:
     mad_factor: float = 4.0
     accept_px: float | None = None
     fix_swaps: bool = True
+    left_right: tuple[tuple[int, int], ...] | None = None
     chunk_frames: int = 5000
 
 
@@ -231,9 +248,10 @@ class _Chunk:
         c_i, b_i = np.nonzero(flip)
         fr = bad_f[b_i]
         swapped[c_i, fr] = True
+        perm = flip_permutation(pairs, J)
         xs3, ws3 = self.xs.reshape(C, f, J, 2), self.ws.reshape(C, f, J)
-        xs3[c_i, fr] = xs3[c_i, fr][:, FLIP_PERMUTATION]
-        ws3[c_i, fr] = ws3[c_i, fr][:, FLIP_PERMUTATION]
+        xs3[c_i, fr] = xs3[c_i, fr][:, perm]
+        ws3[c_i, fr] = ws3[c_i, fr][:, perm]
         self.use = self.ws > 0
         touched = (np.unique(fr)[:, None] * J + np.arange(J)).ravel()
         self.Mv[:, touched] = self.views.normal9(self.xs[:, touched], self.ws[:, touched])
@@ -289,8 +307,8 @@ def triangulate_robust(
     1. All views of every joint are triangulated (confidence-weighted DLT, one depth-reweighting
        pass); the rejection threshold is ``max(min_threshold_px, mad_factor * median reprojection
        error)`` — a robust noise scale measured on the data, per chunk of frames.
-    2. Left/right swaps (:meth:`_Chunk.repair_swaps`, pairs of
-       :data:`~epipolarpose.skeleton.LEFT_RIGHT_PAIRS`; detectors flip whole bodies).
+    2. Left/right swaps (:meth:`_Chunk.repair_swaps`, pairs of :func:`swap_pairs`; detectors flip
+       whole bodies).
     3. View rejection (:meth:`_Chunk.reject_views`).
     4. Joints with fewer than two kept views, behind a camera, or whose kept views still disagree
        by more than ``accept_px`` (default: the threshold) are NaN with ``valid = False``.
@@ -308,7 +326,7 @@ def triangulate_robust(
     focal = np.asarray(focal, dtype=np.float64).reshape(C)
     scale = max(float(np.abs(Rt[:, :, 3]).max()), 1e-12)
     views = _RigViews(Rt * np.array([1.0, 1.0, 1.0, 1.0 / scale]))
-    pairs = np.array(LEFT_RIGHT_PAIRS) if J == 17 else np.zeros((0, 2), np.int64)
+    pairs = swap_pairs(J, options.left_right)
     fix_swaps = options.fix_swaps and len(pairs) > 0 and C >= 3
     out = RobustTriangulation(
         points=np.full((F, J, 3), np.nan),
