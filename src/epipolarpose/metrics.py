@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import InputError
 from .geometry.alignment import apply_similarity, optimal_scale, procrustes
-from .skeleton import H36M_JOINTS
+from .skeleton import default_joint_names
 
 if TYPE_CHECKING:
     from .pss import PSSModel
@@ -236,7 +236,7 @@ def evaluate_poses(
 
     summary = _summary(e_none, e_scale, e_proc)
     summary.update(pss_entries(slice(None)))
-    names = joint_names if joint_names is not None else _names(J)
+    names = joint_names if joint_names is not None else default_joint_names(J)
     if len(names) != J:
         raise InputError(f"{len(names)} joint names for {J} joints")
     per_joint = {}
@@ -255,7 +255,3 @@ def evaluate_poses(
             entry.update(pss_entries(sel))
             per_clip[c] = entry
     return {"summary": summary, "per_joint": per_joint, "per_clip": per_clip}
-
-
-def _names(J: int) -> list[str]:
-    return list(H36M_JOINTS) if J == len(H36M_JOINTS) else [f"joint{i}" for i in range(J)]

@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import save_npz
-from .skeleton import ROOT
+from .skeleton import ROOT, default_joint_names
 
 NORMALIZATION = "root-centred (joint 0), unit l2 norm over all joints (Kocabas et al. 2019)"
 _FILE_KIND = "epipolarpose-pss-centroids"
@@ -72,7 +72,7 @@ class PSSModel:
     def __post_init__(self) -> None:
         self.centroids = np.asarray(self.centroids, dtype=np.float64)
         if self.joint_names is None and self.centroids.ndim == 2 and self.centroids.shape[1] % 3 == 0:
-            self.joint_names = _default_names(self.centroids.shape[1] // 3)
+            self.joint_names = default_joint_names(self.centroids.shape[1] // 3)
         if (
             self.joint_names is None
             or self.centroids.ndim != 2
@@ -137,7 +137,7 @@ class PSSModel:
         else:
             km = KMeans(n_clusters=k, random_state=seed, n_init=n_init, max_iter=max_iter)
         km.fit(x)
-        names = joint_names if joint_names is not None else _default_names(poses.shape[1])
+        names = joint_names if joint_names is not None else default_joint_names(poses.shape[1])
         return cls(km.cluster_centers_, joint_names=list(names), n_train=len(x))
 
     # --- assignment and scoring ---------------------------------------------------------------
@@ -239,9 +239,3 @@ class PSSModel:
                 f"this version expects {NORMALIZATION!r}"
             )
         return cls(c, joint_names=names, n_train=int(d.get("n_train", 0)))
-
-
-def _default_names(num_joints: int) -> list[str]:
-    from .formats import default_joint_names
-
-    return default_joint_names(num_joints)

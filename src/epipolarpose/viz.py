@@ -26,9 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .camera import Rig  # noqa: E402
-from .formats import default_joint_names  # noqa: E402
 from .io import atomic_path  # noqa: E402
-from .skeleton import BONES, H36M_JOINTS, JOINT_SIDE  # noqa: E402
+from .skeleton import BONES, H36M_JOINTS, JOINT_SIDE, default_joint_names  # noqa: E402
 
 #: matplotlib colours by joint side of a bone's child joint
 SIDE_COLORS = {"l": "tab:blue", "r": "tab:red", "c": "0.35"}

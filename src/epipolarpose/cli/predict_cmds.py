@@ -95,11 +95,10 @@ def predict(
     from tqdm import tqdm
 
     from ..device import resolve_device
-    from ..formats import default_joint_names
     from ..io import save_npz
     from ..models import load_model, predict_crops
     from ..refiner import load_refiner
-    from ..skeleton import H36M_JOINTS
+    from ..skeleton import H36M_JOINTS, default_joint_names
 
     if output.suffix != ".npz":
         raise InputError(f"--output {output} must end in .npz")

@@ -34,8 +34,8 @@ import numpy as np
 
 from ..camera import Rig, distort_normalized
 from ..errors import InputError
-from ..formats import GroundTruth, Poses2D, default_joint_names
-from ..skeleton import FLIP_PERMUTATION, H36M_JOINTS, LEFT_JOINTS, RIGHT_JOINTS
+from ..formats import GroundTruth, Poses2D
+from ..skeleton import FLIP_PERMUTATION, H36M_JOINTS, LEFT_JOINTS, RIGHT_JOINTS, default_joint_names
 
 #: Codes of ``Poses2D.extra["corrupted"]``; a joint gets the highest code that applies.
 CLEAN, OUTLIER, SWAPPED, MISSING, NOT_VISIBLE = 0, 1, 2, 3, 4
