@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .formats import open_npz
 from .io import save_npz
 from .skeleton import ROOT, default_joint_names
 
@@ -218,8 +219,6 @@ class PSSModel:
     @classmethod
     def load(cls, path: str | os.PathLike) -> PSSModel:
         """Read and validate a file written by :meth:`save`."""
-        from .formats import open_npz
-
         path = Path(path)
         d = open_npz(path)
         for key in ("centroids", "k", "joint_names", "normalization"):

@@ -27,11 +27,14 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .camera import Rig
 from .errors import InputError
+from .exports import labels_rig
 from .formats import Labels, Poses2D
+from .video import iter_frames
 
 __all__ = ["quality_warnings", "report_labels_file", "write_report"]
 
@@ -124,8 +127,6 @@ def _overlay_tiles(
 ) -> np.ndarray:
     """One row of tiles (one per camera) for labels frame ``k``: detections (dots, by side) and
     reprojections (white crosses) on the video frame or a grey canvas."""
-    import cv2
-
     from .viz import draw_pose2d
 
     C = len(rig)
@@ -137,8 +138,6 @@ def _overlay_tiles(
         fi = first + k - off[c]  # this camera's frame index in poses2d / the video
         img = None
         if videos:
-            from .video import iter_frames
-
             start = int(poses2d.extra.get("frame_start", 0)) if poses2d is not None else 0
             stride = int(poses2d.extra.get("frame_stride", 1)) if poses2d is not None else 1
             vf = start + fi * stride
@@ -188,7 +187,6 @@ def write_report(
         title: page title.
         fps: animation frame rate (default: the poses' fps / 3, or 10).
     """
-    import cv2
     import matplotlib.pyplot as plt
 
     from .viz import animate_poses3d, plot_reprojection_errors, plot_rig, save_figure
@@ -298,8 +296,6 @@ def report_labels_file(
         videos: one video/image folder per camera for the overlays.
         num_samples: number of overlay frames.
     """
-    from .exports import labels_rig
-
     labels = Labels.load(labels_path)
     r = labels_rig(labels, rig, source=str(labels_path))
     if r is None:

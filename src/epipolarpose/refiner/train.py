@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ..device import resolve_device
 from ..errors import InputError
@@ -108,8 +109,6 @@ def train_refiner(
         ``(refiner in eval mode, history)`` where history is a list of per-epoch dicts
         (``epoch``, ``loss``, ``final``, ``intermediate``, ``lr``).
     """
-    from tqdm.auto import tqdm
-
     config = config or RefinerTrainConfig()
     poses_world = np.asarray(poses_world, dtype=np.float64)
     if poses_world.ndim != 3 or poses_world.shape[-1] != 3 or len(poses_world) == 0:

@@ -22,6 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..camera import Rig
+from ..formats import Poses2D
+from ..labels import label_poses
+from ..models.checkpoint import load_model
 from ..models.posenet import PoseNet, PoseNetConfig, normalize_images
 from .targets import make_targets, prediction_to_image, targets_to_camera
 
@@ -81,9 +85,6 @@ class PoseModule(L.LightningModule):
         self.detector: PoseNet | None = None
         self._label_rig = None
         if online:
-            from ..camera import Rig
-            from ..models.checkpoint import load_model
-
             if detector_ckpt is None or label_rig_json is None:
                 raise ValueError("online training needs detector_ckpt and label_rig_json")
             det, _, _ = load_model(detector_ckpt)
@@ -110,9 +111,6 @@ class PoseModule(L.LightningModule):
     @torch.no_grad()
     def online_targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Targets (B, C, J, 3) and mask from the frozen detector + triangulation of this batch."""
-        from ..formats import Poses2D
-        from ..labels import label_poses
-
         assert self.detector is not None and self._label_rig is not None
         B, C = batch["images"].shape[:2]
         S = self.config.input_size
