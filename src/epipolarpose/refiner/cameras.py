@@ -72,6 +72,13 @@ class VirtualCameras:
         fields.update(overrides)
         return cls(**fields)
 
+    def describe(self) -> str:
+        """One line for the user: the elevation (degrees) and distance (m) ranges."""
+        return (
+            f"elevation {self.elevation[0]:.0f} to {self.elevation[1]:.0f} deg, "
+            f"distance {self.distance[0] / 1000:.1f} to {self.distance[1] / 1000:.1f} m"
+        )
+
     def rotations(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, 3, 3) world -> camera rotations (OpenCV: x right, y down, z forward), world z-up."""
         az = np.deg2rad(rng.uniform(*self.azimuth, n))

@@ -150,6 +150,17 @@ class ErrorModel:
         s = self.axis_std()
         return float(s[2] / max(0.5 * (s[0] + s[1]), 1e-12))
 
+    def describe(self) -> str:
+        """One line for the user: kind, depth ratio, mean flip rate, and the pose-dependent and
+        heavy-tailed parts when present."""
+        text = f"{self.kind}, depth ratio {self.depth_ratio:.2f}, mean flip rate {self.flip_rate.mean():.3f}"
+        if self.gain is not None:
+            explained = 100 * self.info.get("linear_explained", 0.0)
+            text += f", pose-dependent part {explained:.0f}% of the error variance"
+        if self.noise_scales is not None:
+            text += f", per-pose noise scale spread {self.noise_scales.std():.2f}"
+        return text
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready description (magnitudes in the units of the fitted poses)."""
         return {

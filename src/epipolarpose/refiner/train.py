@@ -8,7 +8,10 @@ noisy poses are the clean ones corrupted by an :class:`~epipolarpose.refiner.Err
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,12 +20,21 @@ from tqdm.auto import tqdm
 
 from ..device import resolve_device
 from ..errors import InputError
+from ..mocap import load_mocap_poses
 from ..skeleton import ROOT
 from .cameras import VirtualCameras
 from .error_model import ErrorModel
 from .model import Refiner
+from .sources import ErrorSource
 
-__all__ = ["RefinerTrainConfig", "make_pairs", "refiner_loss", "train_refiner"]
+__all__ = [
+    "RefinerRun",
+    "RefinerTrainConfig",
+    "make_pairs",
+    "refiner_loss",
+    "train_refiner",
+    "train_refiner_on_mocap",
+]
 
 
 def make_pairs(
@@ -37,9 +49,6 @@ def make_pairs(
     cameras = cameras or VirtualCameras()
     clean = cameras.view(np.repeat(np.asarray(poses_world), cameras_per_pose, axis=0), rng)
     return clean, error_model.sample(clean, rng)
-
-
-# --- training -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -177,3 +186,56 @@ def _normalized_pair(
     x_n = model.normalize(scaled.float().to(device))
     y_n = model.normalize(target.float().to(device))
     return x_n, y_n
+
+
+@dataclass
+class RefinerRun:
+    """A trained refiner with what :meth:`Refiner.save <epipolarpose.refiner.Refiner.save>` records.
+
+    Attributes:
+        refiner: the network, in eval mode.
+        history: per-epoch dicts of :func:`train_refiner`.
+        meta: JSON-ready ``error_model`` summary, ``train_config``, ``cameras``, ``mocap_poses``,
+            ``mocap_clips`` and ``final_loss``.
+    """
+
+    refiner: Refiner
+    history: list[dict[str, float]]
+    meta: dict[str, Any]
+
+
+def train_refiner_on_mocap(
+    mocap: Sequence[str | os.PathLike],
+    source: ErrorSource,
+    config: RefinerTrainConfig | None = None,
+    *,
+    fps: float = 10.0,
+    log: Callable[[str], None] | None = None,
+) -> RefinerRun:
+    """``epipolarpose refine train``: load motion capture and train a refiner on it.
+
+    Args:
+        mocap: BVH files or folders (:func:`~epipolarpose.mocap.load_mocap_poses`).
+        source: the error model and the virtual cameras (they replace ``config.cameras``).
+        config: the other hyper-parameters.
+        fps: resample the clips to this frame rate.
+        log: receives a description of the data, the error model and the cameras.
+    """
+    config = replace(config or RefinerTrainConfig(), cameras=source.cameras)
+    poses, clips = load_mocap_poses(mocap, fps=fps)
+    if log is not None:
+        log(
+            f"mocap: {len(poses)} poses from {len(np.unique(clips))} clips; error model: {source.model.describe()}"
+        )
+        matched = " (matched to the ground truth)" if source.cameras_matched else ""
+        log(f"virtual cameras: {source.cameras.describe()}{matched}")
+    refiner, history = train_refiner(poses, source.model, config)
+    meta = {
+        "error_model": source.model.summary(),
+        "train_config": {k: v for k, v in vars(config).items() if k != "cameras"},
+        "cameras": dict(vars(source.cameras)),
+        "mocap_poses": int(len(poses)),
+        "mocap_clips": sorted(map(str, np.unique(clips))),
+        "final_loss": history[-1]["loss"],
+    }
+    return RefinerRun(refiner, history, meta)
