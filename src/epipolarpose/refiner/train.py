@@ -119,19 +119,11 @@ def train_refiner(
         (``epoch``, ``loss``, ``final``, ``intermediate``, ``lr``).
     """
     config = config or RefinerTrainConfig()
-    poses_world = np.asarray(poses_world, dtype=np.float64)
-    if poses_world.ndim != 3 or poses_world.shape[-1] != 3 or len(poses_world) == 0:
-        raise InputError(f"training poses must be a non-empty (N, J, 3) array, got {poses_world.shape}")
-    poses_world = poses_world[np.isfinite(poses_world).all((1, 2))]
-    if len(poses_world) == 0:
-        raise InputError("every training pose contains NaN")
-    J = poses_world.shape[1]
-    if J != error_model.num_joints:
-        raise InputError(f"error model is for {error_model.num_joints} joints, mocap poses have {J}")
+    poses_world = _training_poses(poses_world, error_model)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    model = Refiner(J, hidden=config.hidden, blocks=config.blocks, dropout=config.dropout)
+    model = Refiner(poses_world.shape[1], hidden=config.hidden, blocks=config.blocks, dropout=config.dropout)
     clean, noisy = make_pairs(poses_world, error_model, rng, config.cameras_per_pose, config.cameras)
     model.set_normalization(clean)
     model.to(device)
@@ -143,34 +135,61 @@ def train_refiner(
         if epoch > 0:
             clean, noisy = make_pairs(poses_world, error_model, rng, config.cameras_per_pose, config.cameras)
         x_n, y_n = _normalized_pair(model, clean, noisy, device)
-        model.train()
-        perm = torch.randperm(len(x_n), device=device)
-        sums = {"loss": 0.0, "final": 0.0, "intermediate": 0.0}
-        n_batches = 0
-        for start in range(0, len(perm), config.batch_size):
-            sel = perm[start : start + config.batch_size]
-            if len(sel) < 2:  # BatchNorm needs two samples
-                continue
-            total, parts = refiner_loss(model, x_n[sel], y_n[sel], config.loss, config.intermediate_weight)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            opt.step()
-            sums["loss"] += float(total.detach())
-            sums["final"] += parts["final"]
-            sums["intermediate"] += parts["intermediate"]
-            n_batches += 1
         record = {
             "epoch": epoch,
             "lr": opt.param_groups[0]["lr"],
-            **{k: v / max(n_batches, 1) for k, v in sums.items()},
+            **_train_epoch(model, opt, x_n, y_n, config),
         }
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}")
         sched.step()
     model.eval()
     return model, history
+
+
+def _training_poses(poses_world: np.ndarray, error_model: ErrorModel) -> np.ndarray:
+    """The finite (N, J, 3) float64 training poses; :class:`InputError` when there are none or
+    their joint count differs from the error model's."""
+    poses_world = np.asarray(poses_world, dtype=np.float64)
+    if poses_world.ndim != 3 or poses_world.shape[-1] != 3 or len(poses_world) == 0:
+        raise InputError(f"training poses must be a non-empty (N, J, 3) array, got {poses_world.shape}")
+    poses_world = poses_world[np.isfinite(poses_world).all((1, 2))]
+    if len(poses_world) == 0:
+        raise InputError("every training pose contains NaN")
+    J = poses_world.shape[1]
+    if J != error_model.num_joints:
+        raise InputError(f"error model is for {error_model.num_joints} joints, mocap poses have {J}")
+    return poses_world
+
+
+def _train_epoch(
+    model: Refiner,
+    opt: torch.optim.Optimizer,
+    x_n: torch.Tensor,
+    y_n: torch.Tensor,
+    config: RefinerTrainConfig,
+) -> dict[str, float]:
+    """One pass over shuffled mini-batches of normalized (input, target) pairs (N, J*3); returns the
+    mean ``loss``, ``final`` and ``intermediate`` losses over the batches."""
+    model.train()
+    perm = torch.randperm(len(x_n), device=x_n.device)
+    sums = {"loss": 0.0, "final": 0.0, "intermediate": 0.0}
+    n_batches = 0
+    for start in range(0, len(perm), config.batch_size):
+        sel = perm[start : start + config.batch_size]
+        if len(sel) < 2:  # BatchNorm needs two samples
+            continue
+        total, parts = refiner_loss(model, x_n[sel], y_n[sel], config.loss, config.intermediate_weight)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        if config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        opt.step()
+        sums["loss"] += float(total.detach())
+        sums["final"] += parts["final"]
+        sums["intermediate"] += parts["intermediate"]
+        n_batches += 1
+    return {k: v / max(n_batches, 1) for k, v in sums.items()}
 
 
 def _normalized_pair(
