@@ -53,6 +53,21 @@ def normalize_poses(poses: np.ndarray, root: int = ROOT) -> np.ndarray:
     return flat / np.where(n == 0, 1.0, n)  # a NaN norm makes the whole row NaN
 
 
+@dataclass(frozen=True)
+class KMeansOptions:
+    """How :meth:`PSSModel.fit` runs k-means.
+
+    Attributes:
+        n_init: restarts (best inertia kept).
+        max_iter: maximum iterations.
+        minibatch_above: use ``MiniBatchKMeans`` when more than this many poses are given.
+    """
+
+    n_init: int = 1
+    max_iter: int = 300
+    minibatch_above: int = 200_000
+
+
 @dataclass
 class PSSModel:
     """Pose-structure centroids for PSS@k.
@@ -100,12 +115,11 @@ class PSSModel:
     def fit(
         cls,
         poses: np.ndarray,
+        *,
         k: int = 50,
         seed: int = 0,
-        n_init: int = 1,
-        max_iter: int = 300,
-        minibatch_above: int = 200_000,
         joint_names: list[str] | None = None,
+        kmeans: KMeansOptions = KMeansOptions(),
     ) -> PSSModel:
         """k-means on normalised ground-truth poses.
 
@@ -113,10 +127,8 @@ class PSSModel:
             poses: (N, J, 3) ground-truth poses (any units; poses with NaN are skipped).
             k: number of clusters.
             seed: random seed (results are reproducible for a given seed).
-            n_init: k-means restarts (best inertia kept).
-            max_iter: maximum k-means iterations.
-            minibatch_above: use ``MiniBatchKMeans`` when more than this many poses are given.
             joint_names: the J joint names (default Human3.6M-17 names / ``joint0..``).
+            kmeans: restarts, iterations and the switch to mini-batches.
         """
         from sklearn.cluster import KMeans, MiniBatchKMeans
 
@@ -131,7 +143,8 @@ class PSSModel:
                 f"PSS fit: need at least k={k} distinct finite poses, got {n_unique} "
                 f"({int((~ok).sum())} poses with NaN skipped)"
             )
-        if len(x) > minibatch_above:
+        n_init, max_iter = kmeans.n_init, kmeans.max_iter
+        if len(x) > kmeans.minibatch_above:
             km = MiniBatchKMeans(
                 n_clusters=k, random_state=seed, n_init=n_init, max_iter=max_iter, batch_size=4096
             )
