@@ -183,9 +183,10 @@ def reliable_labels(
     return valid & ~(np.isfinite(err) & (err > thresh))
 
 
-def pseudo_labels(poses2d: Poses2D, rig: Rig | None = None, **options: Any) -> Labels:
-    """``label_poses`` (no extrinsics when ``rig`` is None, ``self``; known ones otherwise, ``rt``)."""
-    return label_poses(poses2d, rig=rig, **options).labels
+def pseudo_labels(poses2d: Poses2D, rig: Rig | None = None, *, progress: bool = True) -> Labels:
+    """``label_poses`` (no extrinsics when ``rig`` is None, ``self``; known ones otherwise, ``rt``);
+    ``progress`` shows its progress bars on stderr."""
+    return label_poses(poses2d, rig=rig, progress=progress).labels
 
 
 def _read_ckpt(path: Path) -> dict[str, Any]:
