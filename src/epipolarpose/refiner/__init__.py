@@ -9,7 +9,7 @@ One module per concept (see ``docs/refiner.md``):
 * :mod:`.error_model`: :class:`ErrorModel` and its fitting;
 * :mod:`.cameras`: the random :class:`VirtualCameras`;
 * :mod:`.sources`: which error model and cameras a run uses (fitted, loaded or Gaussian);
-* :mod:`.train`: training pairs, loss and loop.
+* :mod:`.train`: training pairs, loss and loop, and the run from motion-capture files.
 
 Importing this package imports torch (:mod:`.model`).
 """
