@@ -31,7 +31,7 @@ from scipy.spatial.transform import Rotation
 
 from epipolarpose.io import save_json
 from epipolarpose.mocap import list_shared_clips, load_clips
-from epipolarpose.pss import PSSModel, normalize_poses
+from epipolarpose.pss import KMeansOptions, PSSModel, normalize_poses
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ def main() -> None:
         models = {}
         for name, threshold in (("kmeans", args.fit_poses + 1), ("minibatch", 0)):
             t = time.perf_counter()
-            m = PSSModel.fit(fit_poses, k=k, seed=args.seed, minibatch_above=threshold)
+            m = PSSModel.fit(fit_poses, k=k, seed=args.seed, kmeans=KMeansOptions(minibatch_above=threshold))
             dt = time.perf_counter() - t
             models[name] = m
             results["fit"][f"k{k}_{name}"] = {

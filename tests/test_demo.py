@@ -24,7 +24,8 @@ def test_demo_end_to_end(tmp_path):
 
 def test_demo_noise_free_is_exact(tmp_path):
     res = CliRunner().invoke(
-        app, ["demo", "-o", str(tmp_path), "--sigma", "0", "--outliers", "0", "--swaps", "0", "--missing", "0"]
+        app,
+        ["demo", "-o", str(tmp_path), "--sigma", "0", "--outliers", "0", "--swaps", "0", "--missing", "0"],
     )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "report.json").read_text())

@@ -284,3 +284,30 @@ def test_cli_bad_input(tmp_path, rig_s9_path, bandai_bvh):
     odd.write_text(bandai_bvh.read_text().replace("Hand_L", "Paw_L"))
     res = runner.invoke(app, ["synth", "--bvh", str(odd), "-o", str(out)])
     assert res.exit_code == 2 and "Hand_L" in res.output and _no_output(out)
+
+
+def test_stages_project_views_and_corrupt(motion, rig_s9, noisy):
+    """synthesize = project_views (true projections) + corrupt (the noise model's draws)."""
+    from epipolarpose.synthetic import corrupt, corruption_stats, project_views
+
+    p2d, gt = noisy
+    clean, visible = project_views(motion.poses, rig_s9)
+    np.testing.assert_array_equal(clean.astype(np.float32), gt.extra["keypoints2d"])
+    sizes = np.array([c.image_size for c in rig_s9])
+    kp, scores, code = corrupt(clean, visible, NoiseModel(), 3, sizes)
+    np.testing.assert_array_equal(kp.astype(p2d.keypoints.dtype), p2d.keypoints)
+    np.testing.assert_array_equal(code, p2d.extra["corrupted"])
+    stats = corruption_stats(p2d)
+    assert [s.camera for s in stats] == rig_s9.names
+    assert all(0.03 < s.outlier < 0.07 and 0.9 < s.visible <= 1 for s in stats)
+
+
+def test_synthesize_clips_checks_inputs(cmu_bvh, rig_s9, tmp_path):
+    from epipolarpose.synthetic import synthesize_clips
+
+    p2d, gt = synthesize_clips([cmu_bvh], rig_s9, None, fps=25, frames=30)
+    assert p2d.num_frames == 30 and p2d.fps == 25 and float(gt.extra["fps"]) == 25
+    with pytest.raises(InputError, match="no such BVH file"):
+        synthesize_clips([tmp_path / "nope.bvh"], rig_s9)
+    with pytest.raises(InputError, match="--frames must be positive"):
+        synthesize_clips([cmu_bvh], rig_s9, frames=0)

@@ -33,6 +33,7 @@ from .skeleton import root_relative
 
 __all__ = [
     "GroundTruthPoses",
+    "PSSOptions",
     "PosePair",
     "check_counts",
     "check_units",
@@ -121,87 +122,115 @@ def load_pair(pred_path: Path, gt_path: Path, camera: str = "all") -> PosePair:
     """
     g = load_ground_truth(gt_path)
     d = open_npz(pred_path)
-    F, J = g.poses.shape[:2]
     units = prediction_units(d, pred_path)
-    warnings: list[str] = []
-    cameras = None
     if "poses3d_camera" in d and g.rig is not None:
-        P = np.asarray(d["poses3d_camera"], dtype=np.float64)
-        if P.ndim != 4 or P.shape[-1] != 3:
-            raise InputError(f"{pred_path}: key 'poses3d_camera' has shape {P.shape}, expected (C, F, J, 3)")
-        C = P.shape[0]
-        if C != len(g.rig):
-            raise InputError(
-                f"{pred_path}: 'poses3d_camera' has {C} cameras but the rig in {gt_path} has {len(g.rig)}"
-            )
-        if camera == "all":
-            cams = list(range(C))
-        else:
-            try:
-                cams = [int(camera)]
-            except ValueError:
-                raise InputError(f"--camera must be 'all' or a camera index, got {camera!r}") from None
-            if not 0 <= cams[0] < C:
-                raise InputError(f"--camera {camera}: there are {C} cameras (0..{C - 1})")
-        check_counts(
-            P.shape[1:3], (F, J), pred_path=pred_path, pkey="poses3d_camera", gt_path=gt_path, gkey=g.key
-        )
-        G = g.rig.world_to_camera(g.poses)  # (C, F, J, 3)
-        pred = P[cams].reshape(-1, J, 3)
-        gt = G[cams].reshape(-1, J, 3)
-        cameras = np.repeat(np.asarray(cams), F)
-        mode = f"poses3d_camera vs GT {g.key} in each camera's frame (cameras {', '.join(map(str, cams))})"
-        reps = len(cams)
+        m = _match_in_cameras(d, g, pred_path, gt_path, camera)
     else:
-        key = pose_key(d, WORLD_POSE_KEYS)
-        if key is None:
-            if "poses3d_camera" in d:
-                raise InputError(
-                    f"{pred_path} has only 'poses3d_camera': the ground truth {gt_path} needs a rig "
-                    "('rig_json') to compare in camera frames"
-                )
-            raise InputError(
-                f"{pred_path}: missing key 'poses3d_camera', 'poses3d_world' or 'poses3d' "
-                f"(found: {', '.join(sorted(d)) or 'none'})"
-            )
-        pred = np.asarray(d[key], dtype=np.float64)
-        if pred.ndim != 3 or pred.shape[-1] != 3:
-            raise InputError(f"{pred_path}: key {key!r} has shape {pred.shape}, expected (N, J, 3)")
-        check_counts(pred.shape[:2], (F, J), pred_path=pred_path, pkey=key, gt_path=gt_path, gkey=g.key)
-        gt = g.poses
-        mode = f"{key} vs GT {g.key}"
-        reps = 1
-        if camera != "all":
-            warnings.append(f"--camera {camera} ignored: {pred_path} is compared as {key}")
-    mask = None
-    if "valid" in d:
-        v = np.asarray(d["valid"]).astype(bool)
-        if v.shape != (F, J):
-            raise InputError(f"{pred_path}: key 'valid' has shape {v.shape}, expected ({F}, {J})")
-        mask = np.tile(v, (reps, 1))
+        m = _match_as_stored(d, g, pred_path, gt_path, camera)
+    mask = _prediction_mask(d, pred_path, g.poses.shape[:2], m.views)
     pred_names = [str(n) for n in d["joint_names"]] if "joint_names" in d else None
     if pred_names is not None and g.joint_names is not None and pred_names != g.joint_names:
         raise InputError(f"joint names differ: {pred_path} has {pred_names}, {gt_path} has {g.joint_names}")
-    clips = np.tile(g.clips, reps) if g.clips is not None else None
-    pair = PosePair(pred, gt, mask, clips, cameras, pred_names or g.joint_names, mode, units, warnings)
+    clips = np.tile(g.clips, m.views) if g.clips is not None else None
+    pair = PosePair(
+        m.pred, m.gt, mask, clips, m.cameras, pred_names or g.joint_names, m.mode, units, m.warnings
+    )
     check_units(pair)
     return pair
 
 
-def check_counts(
-    pred_fj: tuple[int, int], gt_fj: tuple[int, int], *, pred_path: Path, pkey: str, gt_path: Path, gkey: str
-) -> None:
-    """:class:`InputError` unless the (frames, joints) counts of PRED key ``pkey`` and GT key ``gkey`` agree."""
+@dataclass
+class _Match:
+    """Predictions and ground truth (N, J, 3) compared pose by pose, and how they were matched:
+    ``views`` copies of the F ground-truth frames (one per camera compared), ``cameras`` (N,) the
+    camera index of every pose (camera mode only), ``mode`` a description."""
+
+    pred: np.ndarray
+    gt: np.ndarray
+    views: int
+    cameras: np.ndarray | None
+    mode: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def _match_in_cameras(
+    d: dict[str, np.ndarray], g: GroundTruthPoses, pred_path: Path, gt_path: Path, camera: str
+) -> _Match:
+    """Rule 1: PRED's ``poses3d_camera`` (C, F, J, 3) against GT in every (or one) camera's frame."""
+    F, J = g.poses.shape[:2]
+    P = np.asarray(d["poses3d_camera"], dtype=np.float64)
+    if P.ndim != 4 or P.shape[-1] != 3:
+        raise InputError(f"{pred_path}: key 'poses3d_camera' has shape {P.shape}, expected (C, F, J, 3)")
+    C = P.shape[0]
+    if C != len(g.rig):
+        raise InputError(
+            f"{pred_path}: 'poses3d_camera' has {C} cameras but the rig in {gt_path} has {len(g.rig)}"
+        )
+    cams = _camera_indices(camera, C)
+    check_counts(P.shape[1:3], (F, J), pred=f"{pred_path} 'poses3d_camera'", gt=f"{gt_path} '{g.key}'")
+    G = g.rig.world_to_camera(g.poses)  # (C, F, J, 3)
+    mode = f"poses3d_camera vs GT {g.key} in each camera's frame (cameras {', '.join(map(str, cams))})"
+    cameras = np.repeat(np.asarray(cams), F)
+    return _Match(P[cams].reshape(-1, J, 3), G[cams].reshape(-1, J, 3), len(cams), cameras, mode)
+
+
+def _camera_indices(camera: str, num_cameras: int) -> list[int]:
+    """``--camera``: ``"all"`` or one index below ``num_cameras``."""
+    if camera == "all":
+        return list(range(num_cameras))
+    try:
+        cams = [int(camera)]
+    except ValueError:
+        raise InputError(f"--camera must be 'all' or a camera index, got {camera!r}") from None
+    if not 0 <= cams[0] < num_cameras:
+        raise InputError(f"--camera {camera}: there are {num_cameras} cameras (0..{num_cameras - 1})")
+    return cams
+
+
+def _match_as_stored(
+    d: dict[str, np.ndarray], g: GroundTruthPoses, pred_path: Path, gt_path: Path, camera: str
+) -> _Match:
+    """Rule 2: PRED's ``poses3d_world`` (or ``poses3d``) against GT as stored."""
+    key = pose_key(d, WORLD_POSE_KEYS)
+    if key is None:
+        if "poses3d_camera" in d:
+            raise InputError(
+                f"{pred_path} has only 'poses3d_camera': the ground truth {gt_path} needs a rig "
+                "('rig_json') to compare in camera frames"
+            )
+        raise InputError(
+            f"{pred_path}: missing key 'poses3d_camera', 'poses3d_world' or 'poses3d' "
+            f"(found: {', '.join(sorted(d)) or 'none'})"
+        )
+    pred = np.asarray(d[key], dtype=np.float64)
+    if pred.ndim != 3 or pred.shape[-1] != 3:
+        raise InputError(f"{pred_path}: key {key!r} has shape {pred.shape}, expected (N, J, 3)")
+    check_counts(pred.shape[:2], g.poses.shape[:2], pred=f"{pred_path} '{key}'", gt=f"{gt_path} '{g.key}'")
+    warnings = []
+    if camera != "all":
+        warnings.append(f"--camera {camera} ignored: {pred_path} is compared as {key}")
+    return _Match(pred, g.poses, 1, None, f"{key} vs GT {g.key}", warnings)
+
+
+def _prediction_mask(
+    d: dict[str, np.ndarray], pred_path: Path, fj: tuple[int, int], reps: int
+) -> np.ndarray | None:
+    """PRED's ``valid`` (F, J), repeated for ``reps`` cameras -> (reps * F, J); None without."""
+    if "valid" not in d:
+        return None
+    v = np.asarray(d["valid"]).astype(bool)
+    if v.shape != fj:
+        raise InputError(f"{pred_path}: key 'valid' has shape {v.shape}, expected ({fj[0]}, {fj[1]})")
+    return np.tile(v, (reps, 1))
+
+
+def check_counts(pred_fj: tuple[int, int], gt_fj: tuple[int, int], *, pred: str, gt: str) -> None:
+    """:class:`InputError` unless the (frames, joints) counts of the predictions and the ground
+    truth agree; ``pred`` and ``gt`` name them in the message (file and key)."""
     if pred_fj[0] != gt_fj[0]:
-        raise InputError(
-            f"frame counts differ: {pred_path} '{pkey}' has {pred_fj[0]} frames, "
-            f"{gt_path} '{gkey}' has {gt_fj[0]}"
-        )
+        raise InputError(f"frame counts differ: {pred} has {pred_fj[0]} frames, {gt} has {gt_fj[0]}")
     if pred_fj[1] != gt_fj[1]:
-        raise InputError(
-            f"joint counts differ: {pred_path} '{pkey}' has {pred_fj[1]} joints, "
-            f"{gt_path} '{gkey}' has {gt_fj[1]}"
-        )
+        raise InputError(f"joint counts differ: {pred} has {pred_fj[1]} joints, {gt} has {gt_fj[1]}")
 
 
 def check_units(pair: PosePair) -> None:
@@ -251,18 +280,31 @@ def fit_in_sample(
     return models
 
 
+@dataclass(frozen=True)
+class PSSOptions:
+    """Where :func:`evaluate_files` gets its PSS centroids.
+
+    Attributes:
+        centroids: centroid files from ``pss fit``; when empty, centroids are fitted on the ground
+            truth itself (in-sample) for every ``k`` in ``in_sample_k``.
+        in_sample_k: cluster counts fitted in-sample (none: no PSS without centroid files).
+    """
+
+    centroids: Sequence[Path] = ()
+    in_sample_k: Sequence[int] = ()
+
+
 def evaluate_files(
     pred: Path,
     gt: Path,
     *,
     camera: str = "all",
-    centroids: Sequence[Path] | None = None,
-    pss_k: Sequence[int] = (),
+    pss: PSSOptions = PSSOptions(),
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Every metric of PRED against GT (:func:`load_pair`, then
-    :func:`~epipolarpose.metrics.evaluate_poses`), with PSS from ``centroids`` or, without them,
-    fitted in-sample for every ``k`` in ``pss_k``; per camera too when several are compared.
+    :func:`~epipolarpose.metrics.evaluate_poses`), with PSS as ``pss`` says; per camera too when
+    several are compared.
 
     Returns the JSON-ready result of ``epipolarpose evaluate`` (``warnings`` included); ``log``
     receives progress messages.
@@ -270,22 +312,30 @@ def evaluate_files(
     pair = load_pair(pred, gt, camera)
     J = pair.gt.shape[1]
     notes: list[str] = []
-    if centroids:
-        models = load_centroids(list(centroids), J)
-        pss_source: Any = [str(c) for c in centroids]
+    if pss.centroids:
+        models = load_centroids(list(pss.centroids), J)
+        pss_source: Any = [str(c) for c in pss.centroids]
     else:
-        models = fit_in_sample(pair.gt, pss_k, notes, log)
+        models = fit_in_sample(pair.gt, pss.in_sample_k, notes, log)
         pss_source = "in-sample"
     result: dict[str, Any] = {"pred": str(pred), "gt": str(gt), "mode": pair.mode, "units": pair.units}
-    result.update(evaluate_poses(pair.pred, pair.gt, pair.clips, pair.mask, models, pair.joint_names))
+    result.update(
+        evaluate_poses(
+            pair.pred,
+            pair.gt,
+            clips=pair.clips,
+            mask=pair.mask,
+            pss_model=models,
+            joint_names=pair.joint_names,
+        )
+    )
     if pair.cameras is not None and len(np.unique(pair.cameras)) > 1:
         result["per_camera"] = {}
         for c in np.unique(pair.cameras):
             sel = pair.cameras == c
             m = None if pair.mask is None else pair.mask[sel]
-            result["per_camera"][str(int(c))] = evaluate_poses(pair.pred[sel], pair.gt[sel], None, m, models)[
-                "summary"
-            ]
+            per_camera = evaluate_poses(pair.pred[sel], pair.gt[sel], mask=m, pss_model=models)
+            result["per_camera"][str(int(c))] = per_camera["summary"]
     result["pss_centroids"] = pss_source
     result["warnings"] = pair.warnings + notes
     return result

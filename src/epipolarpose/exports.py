@@ -34,8 +34,9 @@ import numpy as np
 
 from .camera import Camera, Rig
 from .errors import InputError
-from .formats import Labels, default_joint_names
+from .formats import Labels
 from .io import atomic_path, save_text
+from .skeleton import default_joint_names
 
 __all__ = [
     "FORMATS",
@@ -59,7 +60,7 @@ RIG_FORMATS = ("opencv-yaml", "toml")
 
 
 def _joint_names(labels: Labels) -> list[str]:
-    """The labels' ``joint_names`` when they fit, else :func:`~epipolarpose.formats.default_joint_names`."""
+    """The labels' ``joint_names`` when they fit, else :func:`~epipolarpose.skeleton.default_joint_names`."""
     names = labels.extra.get("joint_names")
     J = labels.poses3d_world.shape[1]
     if names is not None and len(names) == J:

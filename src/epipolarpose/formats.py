@@ -46,7 +46,7 @@ import numpy as np
 from .camera import Rig
 from .errors import InputError
 from .io import save_npz
-from .skeleton import H36M_JOINTS
+from .skeleton import H36M_JOINTS, default_joint_names
 
 __all__ = [
     "CAMERA_POSE_KEYS",
@@ -56,7 +56,6 @@ __all__ = [
     "Labels",
     "Poses2D",
     "check_shape",
-    "default_joint_names",
     "open_npz",
     "pose_key",
     "read_camera_poses",
@@ -99,10 +98,6 @@ def check_shape(a: np.ndarray, shape: tuple[int | None, ...], key: str, src: str
         want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
         raise InputError(f"{src}: key {key!r} has shape {a.shape}, expected {want}")
 
-
-def default_joint_names(num_joints: int) -> list[str]:
-    """Human3.6M names for 17 joints, ``joint0..`` otherwise."""
-    return list(H36M_JOINTS) if num_joints == len(H36M_JOINTS) else [f"joint{i}" for i in range(num_joints)]
 
 
 def _floats(a: Any, key: str, src: str = "poses2d") -> np.ndarray:

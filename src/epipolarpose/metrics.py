@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import InputError
 from .geometry.alignment import apply_similarity, optimal_scale, procrustes
-from .skeleton import H36M_JOINTS
+from .skeleton import default_joint_names
 
 if TYPE_CHECKING:
     from .pss import PSSModel
@@ -185,6 +185,7 @@ def _summary(e_none: np.ndarray, e_scale: np.ndarray, e_proc: np.ndarray) -> dic
 def evaluate_poses(
     pred: np.ndarray,
     gt: np.ndarray,
+    *,
     clips: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     pss_model: PSSModel | list[PSSModel] | None = None,
@@ -199,7 +200,8 @@ def evaluate_poses(
         clips: (N,) clip name of every pose (flattened batch), for the per-clip breakdown.
         mask: (..., J) joints to evaluate.
         pss_model: one or several :class:`~epipolarpose.pss.PSSModel` for ``pss@k`` entries.
-        joint_names: J names (default Human3.6M names for 17 joints, ``joint0..`` otherwise).
+        joint_names: J names (default :func:`~epipolarpose.skeleton.default_joint_names`).
+        root: root joint of the root-relative errors.
     Returns:
         ``{"summary": {...}, "per_joint": {name: {...}}, "per_clip": {clip: {...}}}``; metric keys
         are ``mpjpe, n_mpjpe, p_mpjpe`` (mm), ``pck150, auc, npck150`` (fractions), counts
@@ -216,46 +218,57 @@ def evaluate_poses(
         clips = np.asarray(clips).astype(str).reshape(-1)
         if clips.shape[0] != N:
             raise InputError(f"clips has {clips.shape[0]} entries for {N} poses")
-    e_none = joint_errors(pred, gt, valid, root, "none")
-    e_scale = joint_errors(pred, gt, valid, root, "scale")
-    e_proc = joint_errors(pred, gt, valid, None, "procrustes")
-
+    errors = (
+        joint_errors(pred, gt, valid, root, "none"),
+        joint_errors(pred, gt, valid, root, "scale"),
+        joint_errors(pred, gt, valid, None, "procrustes"),
+    )
     models = [] if pss_model is None else (pss_model if isinstance(pss_model, list) else [pss_model])
     pred_for_pss = np.where(valid[..., None], pred, np.nan)
-    pss_assign = []
-    for m in models:
-        pss_assign.append((m.k, m.assign(gt), m.assign(pred_for_pss)))
-
-    def pss_entries(sel: np.ndarray | slice) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for k, a_gt, a_pred in pss_assign:
-            g, p = a_gt[sel], a_pred[sel]
-            ok = g >= 0
-            out[f"pss@{k}"] = float((g[ok] == p[ok]).mean()) if ok.any() else None
-        return out
-
-    summary = _summary(e_none, e_scale, e_proc)
-    summary.update(pss_entries(slice(None)))
-    names = joint_names if joint_names is not None else _names(J)
+    assignments = [(m.k, m.assign(gt), m.assign(pred_for_pss)) for m in models]
+    summary = _summary(*errors)
+    summary.update(_pss_entries(assignments, slice(None)))
+    names = joint_names if joint_names is not None else default_joint_names(J)
     if len(names) != J:
         raise InputError(f"{len(names)} joint names for {J} joints")
+    return {
+        "summary": summary,
+        "per_joint": _per_joint(errors, names),
+        "per_clip": _per_clip(errors, clips, assignments) if clips is not None else {},
+    }
+
+
+_Errors = tuple[np.ndarray, np.ndarray, np.ndarray]  # (N, J) errors: none, scale, procrustes
+_Assignments = list[tuple[int, np.ndarray, np.ndarray]]  # (k, GT centroid (N,), prediction centroid (N,))
+
+
+def _pss_entries(assignments: _Assignments, sel: np.ndarray | slice) -> dict[str, float | None]:
+    """``pss@k`` of the poses ``sel`` for every PSS model's centroid assignments."""
+    out: dict[str, float | None] = {}
+    for k, a_gt, a_pred in assignments:
+        g, p = a_gt[sel], a_pred[sel]
+        ok = g >= 0
+        out[f"pss@{k}"] = float((g[ok] == p[ok]).mean()) if ok.any() else None
+    return out
+
+
+def _per_joint(errors: _Errors, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-joint MPJPE, N-MPJPE, P-MPJPE, PCK@150 and count, by joint name."""
+    keep = ("mpjpe", "n_mpjpe", "p_mpjpe", "pck150", "n_joints_evaluated")
     per_joint = {}
     for j, name in enumerate(names):
         col = (slice(None), slice(j, j + 1))
-        per_joint[name] = {
-            k: v
-            for k, v in _summary(e_none[col], e_scale[col], e_proc[col]).items()
-            if k in ("mpjpe", "n_mpjpe", "p_mpjpe", "pck150", "n_joints_evaluated")
-        }
+        entry = _summary(*(e[col] for e in errors))
+        per_joint[name] = {k: v for k, v in entry.items() if k in keep}
+    return per_joint
+
+
+def _per_clip(errors: _Errors, clips: np.ndarray, assignments: _Assignments) -> dict[str, dict[str, Any]]:
+    """Every summary metric per clip (in order of first appearance)."""
     per_clip = {}
-    if clips is not None:
-        for c in dict.fromkeys(clips.tolist()):
-            sel = clips == c
-            entry = _summary(e_none[sel], e_scale[sel], e_proc[sel])
-            entry.update(pss_entries(sel))
-            per_clip[c] = entry
-    return {"summary": summary, "per_joint": per_joint, "per_clip": per_clip}
-
-
-def _names(J: int) -> list[str]:
-    return list(H36M_JOINTS) if J == len(H36M_JOINTS) else [f"joint{i}" for i in range(J)]
+    for c in dict.fromkeys(clips.tolist()):
+        sel = clips == c
+        entry = _summary(*(e[sel] for e in errors))
+        entry.update(_pss_entries(assignments, sel))
+        per_clip[c] = entry
+    return per_clip

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
+from tqdm import tqdm
 
 from .errors import InputError
 from .skeleton import MOCAP_MAPPINGS, synthesize_head_top
@@ -439,8 +440,6 @@ def load_clips(
     """
     if not paths:
         raise InputError("no BVH files given")
-    from tqdm import tqdm
-
     it = tqdm(paths, desc="loading BVH", unit="clip", disable=not progress or None)
     motions = [load_mocap(p, fps=fps, center=center) for p in it]
     rates = {m.fps for m in motions}

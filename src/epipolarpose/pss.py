@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .formats import open_npz
 from .io import save_npz
-from .skeleton import ROOT
+from .skeleton import ROOT, default_joint_names
 
 NORMALIZATION = "root-centred (joint 0), unit l2 norm over all joints (Kocabas et al. 2019)"
 _FILE_KIND = "epipolarpose-pss-centroids"
@@ -50,6 +51,21 @@ def normalize_poses(poses: np.ndarray, root: int = ROOT) -> np.ndarray:
     flat = x.reshape(x.shape[:-2] + (-1,))
     n = np.linalg.norm(flat, axis=-1, keepdims=True)
     return flat / np.where(n == 0, 1.0, n)  # a NaN norm makes the whole row NaN
+
+
+@dataclass(frozen=True)
+class KMeansOptions:
+    """How :meth:`PSSModel.fit` runs k-means.
+
+    Attributes:
+        n_init: restarts (best inertia kept).
+        max_iter: maximum iterations.
+        minibatch_above: use ``MiniBatchKMeans`` when more than this many poses are given.
+    """
+
+    n_init: int = 1
+    max_iter: int = 300
+    minibatch_above: int = 200_000
 
 
 @dataclass
@@ -72,7 +88,7 @@ class PSSModel:
     def __post_init__(self) -> None:
         self.centroids = np.asarray(self.centroids, dtype=np.float64)
         if self.joint_names is None and self.centroids.ndim == 2 and self.centroids.shape[1] % 3 == 0:
-            self.joint_names = _default_names(self.centroids.shape[1] // 3)
+            self.joint_names = default_joint_names(self.centroids.shape[1] // 3)
         if (
             self.joint_names is None
             or self.centroids.ndim != 2
@@ -99,12 +115,11 @@ class PSSModel:
     def fit(
         cls,
         poses: np.ndarray,
+        *,
         k: int = 50,
         seed: int = 0,
-        n_init: int = 1,
-        max_iter: int = 300,
-        minibatch_above: int = 200_000,
         joint_names: list[str] | None = None,
+        kmeans: KMeansOptions = KMeansOptions(),
     ) -> PSSModel:
         """k-means on normalised ground-truth poses.
 
@@ -112,10 +127,8 @@ class PSSModel:
             poses: (N, J, 3) ground-truth poses (any units; poses with NaN are skipped).
             k: number of clusters.
             seed: random seed (results are reproducible for a given seed).
-            n_init: k-means restarts (best inertia kept).
-            max_iter: maximum k-means iterations.
-            minibatch_above: use ``MiniBatchKMeans`` when more than this many poses are given.
             joint_names: the J joint names (default Human3.6M-17 names / ``joint0..``).
+            kmeans: restarts, iterations and the switch to mini-batches.
         """
         from sklearn.cluster import KMeans, MiniBatchKMeans
 
@@ -130,14 +143,15 @@ class PSSModel:
                 f"PSS fit: need at least k={k} distinct finite poses, got {n_unique} "
                 f"({int((~ok).sum())} poses with NaN skipped)"
             )
-        if len(x) > minibatch_above:
+        n_init, max_iter = kmeans.n_init, kmeans.max_iter
+        if len(x) > kmeans.minibatch_above:
             km = MiniBatchKMeans(
                 n_clusters=k, random_state=seed, n_init=n_init, max_iter=max_iter, batch_size=4096
             )
         else:
             km = KMeans(n_clusters=k, random_state=seed, n_init=n_init, max_iter=max_iter)
         km.fit(x)
-        names = joint_names if joint_names is not None else _default_names(poses.shape[1])
+        names = joint_names if joint_names is not None else default_joint_names(poses.shape[1])
         return cls(km.cluster_centers_, joint_names=list(names), n_train=len(x))
 
     # --- assignment and scoring ---------------------------------------------------------------
@@ -218,8 +232,6 @@ class PSSModel:
     @classmethod
     def load(cls, path: str | os.PathLike) -> PSSModel:
         """Read and validate a file written by :meth:`save`."""
-        from .formats import open_npz
-
         path = Path(path)
         d = open_npz(path)
         for key in ("centroids", "k", "joint_names", "normalization"):
@@ -239,9 +251,3 @@ class PSSModel:
                 f"this version expects {NORMALIZATION!r}"
             )
         return cls(c, joint_names=names, n_train=int(d.get("n_train", 0)))
-
-
-def _default_names(num_joints: int) -> list[str]:
-    from .formats import default_joint_names
-
-    return default_joint_names(num_joints)

@@ -21,19 +21,29 @@ from __future__ import annotations
 
 import html
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .camera import Rig
 from .errors import InputError
+from .exports import labels_rig
 from .formats import Labels, Poses2D
+from .io import atomic_folder
+from .video import iter_frames
 
-__all__ = ["quality_warnings", "report_labels_file", "write_report"]
+__all__ = [
+    "CameraErrors",
+    "ReportOptions",
+    "camera_errors",
+    "quality_warnings",
+    "report_labels_file",
+    "write_report",
+]
 
 
 def _nanmedian(a, axis=None):
@@ -124,8 +134,6 @@ def _overlay_tiles(
 ) -> np.ndarray:
     """One row of tiles (one per camera) for labels frame ``k``: detections (dots, by side) and
     reprojections (white crosses) on the video frame or a grey canvas."""
-    import cv2
-
     from .viz import draw_pose2d
 
     C = len(rig)
@@ -137,8 +145,6 @@ def _overlay_tiles(
         fi = first + k - off[c]  # this camera's frame index in poses2d / the video
         img = None
         if videos:
-            from .video import iter_frames
-
             start = int(poses2d.extra.get("frame_start", 0)) if poses2d is not None else 0
             stride = int(poses2d.extra.get("frame_stride", 1)) if poses2d is not None else 1
             vf = start + fi * stride
@@ -165,6 +171,61 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 .warn{background:#fff3cd;border:1px solid #e0c060;padding:.5em 1em}.ok{background:#e6f4ea;padding:.5em 1em}"""
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    """How :func:`write_report` presents a run.
+
+    Attributes:
+        num_samples: number of overlay frames.
+        title: page title.
+        fps: animation frame rate (default: the poses' fps / 3, or 10).
+    """
+
+    num_samples: int = 3
+    title: str = "epipolarpose report"
+    fps: float | None = None
+
+
+@dataclass(frozen=True)
+class CameraErrors:
+    """One camera's row of the report: its reprojection errors and time offset.
+
+    Attributes:
+        name: camera name.
+        observations: number of observed joints with a reprojection error.
+        median_px, p90_px: median and 90th percentile reprojection error (None without observations).
+        offset: frames added to this camera's index (time synchronisation).
+        confidence: the synchronisation's confidence, when the labels record one.
+    """
+
+    name: str
+    observations: int
+    median_px: float | None
+    p90_px: float | None
+    offset: int
+    confidence: float | None
+
+
+def camera_errors(labels: Labels, rig: Rig) -> list[CameraErrors]:
+    """Per-camera reprojection errors (``labels.reprojection_error`` (C, F, J) px) and time offsets."""
+    off, _ = _frame_maps(labels, len(rig))
+    conf = labels.extra.get("sync_confidence")
+    rows = []
+    for c, cam in enumerate(rig):
+        e = labels.reprojection_error[c][np.isfinite(labels.reprojection_error[c])]
+        rows.append(
+            CameraErrors(
+                name=cam.name,
+                observations=int(e.size),
+                median_px=float(np.median(e)) if e.size else None,
+                p90_px=float(np.percentile(e, 90)) if e.size else None,
+                offset=int(off[c]),
+                confidence=float(conf[c]) if conf is not None else None,
+            )
+        )
+    return rows
+
+
 def write_report(
     labels: Labels,
     rig: Rig,
@@ -172,9 +233,7 @@ def write_report(
     *,
     poses2d: Poses2D | None = None,
     videos: Sequence[str | os.PathLike] | None = None,
-    num_samples: int = 3,
-    title: str = "epipolarpose report",
-    fps: float | None = None,
+    options: ReportOptions = ReportOptions(),
 ) -> Path:
     """Write the HTML report (see the module docstring) and return ``out_dir/index.html``.
 
@@ -184,74 +243,111 @@ def write_report(
         out_dir: report folder (replaced if it holds an earlier report; must otherwise be empty).
         poses2d: the detections, drawn on the overlays and used for the joint-spread check.
         videos: one video/image folder per camera for the overlays' backgrounds.
-        num_samples: number of overlay frames.
-        title: page title.
-        fps: animation frame rate (default: the poses' fps / 3, or 10).
+        options: number of overlays, title, animation frame rate.
     """
-    import cv2
-    import matplotlib.pyplot as plt
+    video_paths = _check_report_inputs(labels, rig, out_dir, poses2d, videos)
+    out_dir = Path(out_dir)
+    with atomic_folder(out_dir) as tmp:
+        _write_figures(tmp, labels, rig, poses2d, options.fps)
+        overlays = _write_overlays(tmp, labels, rig, poses2d, video_paths, options.num_samples)
+        warn = quality_warnings(labels, rig, poses2d)
+        page = _html_page(labels, rig, camera_errors(labels, rig), overlays, warn, options.title)
+        (tmp / "index.html").write_text(page)
+    return out_dir / "index.html"
 
-    from .viz import animate_poses3d, plot_reprojection_errors, plot_rig, save_figure
 
+def _check_report_inputs(
+    labels: Labels,
+    rig: Rig,
+    out_dir: str | os.PathLike,
+    poses2d: Poses2D | None,
+    videos: Sequence[str | os.PathLike] | None,
+) -> list[Path] | None:
+    """:class:`InputError` for inputs that do not fit together; the video paths (None without)."""
     C = len(rig)
     if labels.poses3d_camera.shape[0] != C:
         raise InputError(f"labels have {labels.poses3d_camera.shape[0]} cameras but the rig has {C}")
     if videos is not None and len(videos) not in (0, C):
         raise InputError(f"--videos: {len(videos)} given for {C} cameras")
-    videos = [Path(v) for v in videos] if videos else None
     if poses2d is not None and poses2d.num_cameras != C:
         raise InputError(f"poses2d has {poses2d.num_cameras} cameras but the rig has {C}")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "index.html").exists():
         raise InputError(f"{out_dir}: exists and is not an earlier report; choose an empty folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        X = np.where(labels.valid[..., None], labels.poses3d_world, np.nan)
-        k_mid = int(np.argmax(labels.valid.sum(-1)))
-        fig = plot_rig(rig, labels=["recovered rig"], pose=X[k_mid], title="cameras and a pose")
-        save_figure(fig, tmp / "rig.png")
-        plt.close(fig)
-        fig = plot_reprojection_errors(labels.reprojection_error, rig.names)
-        save_figure(fig, tmp / "errors.png")
-        plt.close(fig)
-        overlays = []
-        for i, k in enumerate(_sample_frames(labels, num_samples)):
-            img = _overlay_tiles(labels, rig, int(k), poses2d=poses2d, videos=videos)
-            name = f"overlay_{i}.png"
-            if not cv2.imwrite(str(tmp / name), img):
-                raise InputError(f"cannot write {tmp / name}")
-            overlays.append((name, int(k)))
-        src_fps = fps or (float(poses2d.fps) / 3 if poses2d is not None and poses2d.fps else 10.0)
-        animate_poses3d(X, tmp / "skeleton.gif", fps=src_fps)
-        warn = quality_warnings(labels, rig, poses2d)
-        err = labels.reprojection_error
-        rows = []
-        off, _ = _frame_maps(labels, C)
-        conf = labels.extra.get("sync_confidence")
-        for c, cam in enumerate(rig):
-            e = err[c][np.isfinite(err[c])]
-            med = f"{np.median(e):.2f}" if e.size else "–"
-            p90 = f"{np.percentile(e, 90):.2f}" if e.size else "–"
-            sync = f"{int(off[c]):+d}" + (f" ({float(conf[c]):.2f})" if conf is not None else "")
-            rows.append(
-                f"<tr><td style='text-align:left'>{html.escape(cam.name)}</td><td>{e.size}</td>"
-                f"<td>{med}</td><td>{p90}</td><td>{sync}</td></tr>"
-            )
-        F, J = labels.valid.shape
-        warn_html = (
-            "<div class='warn'><b>Warnings</b><ul>"
-            + "".join(f"<li>{html.escape(w)}</li>" for w in warn)
-            + "</ul></div>"
-            if warn
-            else "<div class='ok'>No calibration quality warnings.</div>"
+    return [Path(v) for v in videos] if videos else None
+
+
+def _write_figures(
+    folder: Path, labels: Labels, rig: Rig, poses2d: Poses2D | None, fps: float | None
+) -> None:
+    """``rig.png`` (the rig and the best-labelled pose), ``errors.png`` and ``skeleton.gif``."""
+    import matplotlib.pyplot as plt
+
+    from .viz import animate_poses3d, plot_reprojection_errors, plot_rig, save_figure
+
+    X = np.where(labels.valid[..., None], labels.poses3d_world, np.nan)
+    k_mid = int(np.argmax(labels.valid.sum(-1)))
+    fig = plot_rig(rig, labels=["recovered rig"], pose=X[k_mid], title="cameras and a pose")
+    save_figure(fig, folder / "rig.png")
+    plt.close(fig)
+    fig = plot_reprojection_errors(labels.reprojection_error, rig.names)
+    save_figure(fig, folder / "errors.png")
+    plt.close(fig)
+    src_fps = fps or (float(poses2d.fps) / 3 if poses2d is not None and poses2d.fps else 10.0)
+    animate_poses3d(X, folder / "skeleton.gif", fps=src_fps)
+
+
+def _write_overlays(
+    folder: Path,
+    labels: Labels,
+    rig: Rig,
+    poses2d: Poses2D | None,
+    videos: list[Path] | None,
+    num_samples: int,
+) -> list[tuple[str, int]]:
+    """``overlay_<i>.png`` for sampled frames; returns ``(file name, labels frame)`` of each."""
+    overlays = []
+    for i, k in enumerate(_sample_frames(labels, num_samples)):
+        img = _overlay_tiles(labels, rig, int(k), poses2d=poses2d, videos=videos)
+        name = f"overlay_{i}.png"
+        if not cv2.imwrite(str(folder / name), img):
+            raise InputError(f"cannot write {folder / name}")
+        overlays.append((name, int(k)))
+    return overlays
+
+
+def _html_page(
+    labels: Labels,
+    rig: Rig,
+    cameras: list[CameraErrors],
+    overlays: list[tuple[str, int]],
+    warn: list[str],
+    title: str,
+) -> str:
+    """The report's ``index.html``."""
+    rows = []
+    for cam in cameras:
+        med = f"{cam.median_px:.2f}" if cam.median_px is not None else "–"
+        p90 = f"{cam.p90_px:.2f}" if cam.p90_px is not None else "–"
+        sync = f"{cam.offset:+d}" + (f" ({cam.confidence:.2f})" if cam.confidence is not None else "")
+        rows.append(
+            f"<tr><td style='text-align:left'>{html.escape(cam.name)}</td><td>{cam.observations}</td>"
+            f"<td>{med}</td><td>{p90}</td><td>{sync}</td></tr>"
         )
-        ov_html = "".join(f"<p>frame {k}</p><img src='{n}' alt='overlay of frame {k}'>" for n, k in overlays)
-        page = f"""<!DOCTYPE html>
+    F, J = labels.valid.shape
+    warn_html = (
+        "<div class='warn'><b>Warnings</b><ul>"
+        + "".join(f"<li>{html.escape(w)}</li>" for w in warn)
+        + "</ul></div>"
+        if warn
+        else "<div class='ok'>No calibration quality warnings.</div>"
+    )
+    ov_html = "".join(f"<p>frame {k}</p><img src='{n}' alt='overlay of frame {k}'>" for n, k in overlays)
+    return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>{F} frames, {J} joints, {C} cameras; rig units: {html.escape(rig.units)};
+<p>{F} frames, {J} joints, {len(rig)} cameras; rig units: {html.escape(rig.units)};
 {100 * labels.valid.mean():.1f}% of the joints valid.</p>
 {warn_html}
 <h2>Cameras</h2>
@@ -265,18 +361,6 @@ def write_report(
 <h2>3D skeleton</h2><img src="skeleton.gif" alt="animated 3D skeleton">
 </body></html>
 """
-        (tmp / "index.html").write_text(page)
-        if out_dir.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            os.replace(out_dir, trash / "old")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir / "index.html"
 
 
 def report_labels_file(
@@ -298,8 +382,6 @@ def report_labels_file(
         videos: one video/image folder per camera for the overlays.
         num_samples: number of overlay frames.
     """
-    from .exports import labels_rig
-
     labels = Labels.load(labels_path)
     r = labels_rig(labels, rig, source=str(labels_path))
     if r is None:
@@ -308,4 +390,4 @@ def report_labels_file(
     for v in videos or []:
         if not Path(v).exists():
             raise InputError(f"{v}: no such video or folder")
-    return write_report(labels, r, out_dir, poses2d=p2d, videos=videos, num_samples=num_samples)
+    return write_report(labels, r, out_dir, poses2d=p2d, videos=videos, options=ReportOptions(num_samples))

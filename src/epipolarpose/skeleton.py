@@ -440,3 +440,11 @@ def flip_pose(poses: np.ndarray, axis: int = 0) -> np.ndarray:
     out = np.array(poses, copy=True)[..., FLIP_PERMUTATION, :]
     out[..., axis] = -out[..., axis]
     return out
+
+
+def default_joint_names(num_joints: int) -> list[str]:
+    """Joint names of a pose array without its own: the Human3.6M names for 17 joints,
+    ``joint0, joint1, ...`` otherwise."""
+    if num_joints == NUM_JOINTS:
+        return list(H36M_JOINTS)
+    return [f"joint{i}" for i in range(num_joints)]

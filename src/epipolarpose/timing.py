@@ -1,10 +1,8 @@
 """Wall-clock timing of named stages (the ``timings_s`` of summaries and reports).
 
-    timer = Timer()
-    with timer("relative_poses"):
-        ...
-    timer.seconds  # {"relative_poses": 0.42}
-    timer.total()  # seconds since the timer was made
+Usage: ``timer = Timer()``, then ``with timer("relative_poses"): ...`` around each stage;
+``timer.seconds`` maps stage names to seconds (``{"relative_poses": 0.42}``) and
+``timer.total()`` gives the seconds since the timer was made.
 """
 
 from __future__ import annotations

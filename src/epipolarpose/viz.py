@@ -14,6 +14,7 @@ write them with :func:`save_figure` (atomic) and close them with ``plt.close(fig
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,11 +25,12 @@ matplotlib.use("Agg")
 import cv2  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from .camera import Rig  # noqa: E402
-from .formats import default_joint_names  # noqa: E402
 from .io import atomic_path  # noqa: E402
-from .skeleton import BONES, H36M_JOINTS, JOINT_SIDE  # noqa: E402
+from .skeleton import BONES, H36M_JOINTS, JOINT_SIDE, default_joint_names  # noqa: E402
+from .video import write_video  # noqa: E402
 
 #: matplotlib colours by joint side of a bone's child joint
 SIDE_COLORS = {"l": "tab:blue", "r": "tab:red", "c": "0.35"}
@@ -234,8 +236,6 @@ def plot_reprojection_errors(
         (axes[1], e.transpose(2, 0, 1).reshape(J, -1), jn),
     ):
         with np.errstate(all="ignore"):
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 med = np.nanmedian(flat, axis=1)
@@ -282,10 +282,6 @@ def animate_poses3d(
     Returns:
         The path.
     """
-    from PIL import Image
-
-    from .video import write_video
-
     P = np.asarray(poses, float)
     idx = np.unique(np.linspace(0, len(P) - 1, min(max_frames, len(P))).round().astype(int))
     fig = plt.figure(figsize=(size_px / 100, size_px / 100), dpi=100)

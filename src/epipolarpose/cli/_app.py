@@ -43,16 +43,22 @@ class _App(typer.Typer):
         return decorator
 
 
-_SETTINGS = {"help_option_names": ["-h", "--help"]}
+def _new_app(name: str, help: str) -> _App:
+    """An application (or group) that shows its help without arguments and takes ``-h``."""
+    return _App(
+        name=name,
+        help=help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
 
-app = _App(
-    name="epipolarpose",
-    help="3D human pose from uncalibrated multi-view video, and a single-image 3D pose network "
+
+app = _new_app(
+    "epipolarpose",
+    "3D human pose from uncalibrated multi-view video, and a single-image 3D pose network "
     "learned from it without 3D ground truth (EpipolarPose, CVPR 2019, and beyond).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings=_SETTINGS,
 )
 
 
@@ -64,14 +70,7 @@ def _root() -> None:
 
 def sub_app(name: str, help: str) -> typer.Typer:
     """A group of commands (``epipolarpose NAME ...``) with the same error handling."""
-    sub = _App(
-        name=name,
-        help=help,
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-        context_settings=_SETTINGS,
-    )
+    sub = _new_app(name, help)
     app.add_typer(sub, name=name, help=help)
     return sub
 

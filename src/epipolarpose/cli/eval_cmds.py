@@ -90,17 +90,11 @@ def evaluate(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write all metrics as JSON here."),
 ) -> None:
     """Score 3D poses against ground truth: MPJPE, N-MPJPE, P-MPJPE, PCK, AUC, NPCK and PSS."""
-    from ..evaluation import evaluate_files
+    from ..evaluation import PSSOptions, evaluate_files
     from ..io import save_json
 
-    result = evaluate_files(
-        pred,
-        gt,
-        camera=camera,
-        centroids=centroids,
-        pss_k=DEFAULT_PSS_K,
-        log=lambda msg: typer.echo(msg, err=True),
-    )
+    pss = PSSOptions(centroids=centroids or (), in_sample_k=DEFAULT_PSS_K)
+    result = evaluate_files(pred, gt, camera=camera, pss=pss, log=lambda msg: typer.echo(msg, err=True))
     for w in result["warnings"]:
         typer.echo(f"warning: {w}", err=True)
     typer.echo(_table(result))
@@ -141,12 +135,13 @@ def pss_fit(
 ) -> None:
     """Fit PSS pose-structure centroids (k-means on normalised GT poses) and save them."""
     from ..evaluation import pss_fit_poses
-    from ..pss import PSSModel
+    from ..pss import KMeansOptions, PSSModel
 
     allp, names = pss_fit_poses(gt, k, frame)
     for kk in dict.fromkeys(k):
         typer.echo(f"fitting k={kk} on {len(allp)} poses...", err=True)
-        m = PSSModel.fit(allp, k=kk, seed=seed, n_init=n_init, max_iter=max_iter, joint_names=names)
+        kmeans = KMeansOptions(n_init=n_init, max_iter=max_iter)
+        m = PSSModel.fit(allp, k=kk, seed=seed, joint_names=names, kmeans=kmeans)
         out = _k_path(output, kk, len(set(k)) > 1)
         m.save(out)
         typer.echo(f"wrote {out} (k={kk}, {m.n_train} poses)")

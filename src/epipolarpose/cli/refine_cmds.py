@@ -78,44 +78,20 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Random seed (cameras, noise, weights)."),
 ) -> None:
     """Train a refiner on motion capture through random cameras, corrupted by an error model."""
-    import numpy as np
+    from ..refiner import ErrorFitOptions, RefinerTrainConfig, choose_error_source, train_refiner_on_mocap
 
-    from ..mocap import load_mocap_poses
-    from ..refiner import ErrorFitOptions, RefinerTrainConfig, choose_error_source, train_refiner
-
+    fit_options = ErrorFitOptions(
+        align_scale=align_scale,
+        pose_dependent=pose_dependent,
+        heavy_tails=heavy_tails,
+        match_cameras=match_cameras,
+    )
     source = choose_error_source(
-        error_model=error_model,
-        fit_errors=fit_errors,
-        gaussian=gaussian,
-        options=ErrorFitOptions(
-            align_scale=align_scale,
-            pose_dependent=pose_dependent,
-            heavy_tails=heavy_tails,
-            match_cameras=match_cameras,
-        ),
+        error_model=error_model, fit_errors=fit_errors, gaussian=gaussian, options=fit_options
     )
     for note in source.notes:
         typer.echo(note, err=True)
-    model_err, cameras = source.model, source.cameras
-    poses, clips = load_mocap_poses(mocap, fps=fps)
-    extra = ""
-    if model_err.gain is not None:
-        extra += f", pose-dependent part {100 * model_err.info.get('linear_explained', 0.0):.0f}% of the error variance"
-    if model_err.noise_scales is not None:
-        extra += f", per-pose noise scale spread {model_err.noise_scales.std():.2f}"
-    typer.echo(
-        f"mocap: {len(poses)} poses from {len(np.unique(clips))} clips; error model: "
-        f"{model_err.kind}, depth ratio {model_err.depth_ratio:.2f}, mean flip rate {model_err.flip_rate.mean():.3f}"
-        + extra,
-        err=True,
-    )
-    typer.echo(
-        f"virtual cameras: elevation {cameras.elevation[0]:.0f} to {cameras.elevation[1]:.0f} deg, "
-        f"distance {cameras.distance[0] / 1000:.1f} to {cameras.distance[1] / 1000:.1f} m"
-        + (" (matched to the ground truth)" if source.cameras_matched else ""),
-        err=True,
-    )
-    cfg = RefinerTrainConfig(
+    config = RefinerTrainConfig(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -125,21 +101,12 @@ def train(
         dropout=dropout,
         seed=seed,
         device=device,
-        cameras=cameras,
     )
-    refiner, history = train_refiner(poses, model_err, cfg)
-    meta = {
-        "error_model": model_err.summary(),
-        "train_config": {k: v for k, v in vars(cfg).items() if k != "cameras"},
-        "cameras": {k: v for k, v in vars(cameras).items()},
-        "mocap_poses": int(len(poses)),
-        "mocap_clips": sorted(map(str, np.unique(clips))),
-        "final_loss": history[-1]["loss"],
-    }
+    run = train_refiner_on_mocap(mocap, source, config, fps=fps, log=lambda msg: typer.echo(msg, err=True))
     if save_error_model is not None:
-        model_err.save(save_error_model)
-    refiner.save(output, meta=meta)
-    typer.echo(f"wrote {output} (final loss {history[-1]['loss']:.4f})")
+        source.model.save(save_error_model)
+    run.refiner.save(output, meta=run.meta)
+    typer.echo(f"wrote {output} (final loss {run.history[-1]['loss']:.4f})")
 
 
 @refine_app.command("apply")

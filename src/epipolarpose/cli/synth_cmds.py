@@ -70,15 +70,10 @@ def synth(
 ) -> None:
     """Project motion capture through a rig into noisy 2D detections (poses2d.npz) and gt.npz."""
     from ..camera import Rig
-    from ..mocap import DEFAULT_BVH, load_clips
-    from ..synthetic import CORRUPTION_CODES, NoiseModel, default_rig, synthesize
+    from ..mocap import DEFAULT_BVH
+    from ..synthetic import NoiseModel, corruption_stats, default_rig, synthesize_clips
 
     paths = list(bvh) if bvh else [DEFAULT_BVH]
-    for p in paths:
-        if not Path(p).is_file():
-            raise InputError(f"{p}: no such BVH file")
-    if frames is not None and frames < 1:
-        raise InputError(f"--frames must be positive, got {frames}")
     the_rig = Rig.load(rig) if rig is not None else default_rig()
     noise = NoiseModel(
         sigma_px=sigma,
@@ -89,37 +84,23 @@ def synth(
         score_clean=_parse_range(clean_scores, "--clean-scores"),
         score_corrupted=_parse_range(corrupted_scores, "--corrupted-scores"),
     )
-    if noise.time_offsets is not None and len(noise.time_offsets) != len(the_rig):
-        raise InputError(f"--time-offsets has {len(noise.time_offsets)} values for {len(the_rig)} cameras")
-
-    poses, clip, _ = load_clips(paths, fps=fps, progress=True)
-    if frames is not None:
-        poses, clip = poses[:frames], clip[:frames]
-
-    poses2d, gt = synthesize(poses, the_rig, noise, seed=seed, clip=clip, fps=fps)
+    poses2d, gt = synthesize_clips(paths, the_rig, noise, fps=fps, seed=seed, frames=frames)
     if no_intrinsics:
         poses2d.K = poses2d.dist = None
     poses2d.save(out / "poses2d.npz")
     gt.save(out / "gt.npz")
 
-    code = poses2d.extra["corrupted"]
-    F = poses.shape[0]
     typer.echo(
-        f"wrote {out / 'poses2d.npz'} and {out / 'gt.npz'}: {F} frames at {fps:g} fps from "
-        f"{len(paths)} clip(s), {len(the_rig)} cameras, {poses.shape[1]} joints"
+        f"wrote {out / 'poses2d.npz'} and {out / 'gt.npz'}: {poses2d.num_frames} frames at {fps:g} fps "
+        f"from {len(paths)} clip(s), {len(the_rig)} cameras, {poses2d.num_joints} joints"
     )
     typer.echo(
         f"noise: sigma {sigma:g} px, outliers {outliers:g}, swaps {swaps:g} per view-frame, "
         f"missing {missing:g}, time offsets {list(noise.time_offsets or [0] * len(the_rig))}, seed {seed}"
     )
     typer.echo("camera            visible  detected  outlier  swapped  missing")
-    for c, name in enumerate(the_rig.names):
-        k = code[c]
-        vis = k != CORRUPTION_CODES["not_visible"]
-        nv = max(int(vis.sum()), 1)
+    for st in corruption_stats(poses2d):
         typer.echo(
-            f"{name:<16} {vis.mean():8.1%} {(poses2d.scores[c] > 0).mean():9.1%} "
-            f"{(k == CORRUPTION_CODES['outlier']).sum() / nv:8.1%} "
-            f"{(k == CORRUPTION_CODES['swapped']).sum() / nv:8.1%} "
-            f"{(k == CORRUPTION_CODES['missing']).sum() / nv:8.1%}"
+            f"{st.camera:<16} {st.visible:8.1%} {st.detected:9.1%} "
+            f"{st.outlier:8.1%} {st.swapped:8.1%} {st.missing:8.1%}"
         )

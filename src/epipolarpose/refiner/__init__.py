@@ -9,7 +9,7 @@ One module per concept (see ``docs/refiner.md``):
 * :mod:`.error_model`: :class:`ErrorModel` and its fitting;
 * :mod:`.cameras`: the random :class:`VirtualCameras`;
 * :mod:`.sources`: which error model and cameras a run uses (fitted, loaded or Gaussian);
-* :mod:`.train`: training pairs, loss and loop.
+* :mod:`.train`: training pairs, loss and loop, and the run from motion-capture files.
 
 Importing this package imports torch (:mod:`.model`).
 """
@@ -22,7 +22,14 @@ from .flips import detect_limb_flips, flip_limbs, limb_flip_eligible, subtree_ma
 from .model import Refiner, ResidualBlock, load_refiner
 from .scale import pose_scale
 from .sources import DEFAULT_SIGMA_MM, ErrorFitOptions, ErrorSource, choose_error_source, fitted_error_source
-from .train import RefinerTrainConfig, make_pairs, refiner_loss, train_refiner
+from .train import (
+    RefinerRun,
+    RefinerTrainConfig,
+    make_pairs,
+    refiner_loss,
+    train_refiner,
+    train_refiner_on_mocap,
+)
 
 __all__ = [
     "DEFAULT_SIGMA_MM",
@@ -30,6 +37,7 @@ __all__ = [
     "ErrorModel",
     "ErrorSource",
     "Refiner",
+    "RefinerRun",
     "RefinerTrainConfig",
     "ResidualBlock",
     "VirtualCameras",
@@ -46,4 +54,5 @@ __all__ = [
     "refiner_loss",
     "subtree_matrix",
     "train_refiner",
+    "train_refiner_on_mocap",
 ]

@@ -34,7 +34,7 @@ class VirtualCameras:
     body_radius: float = 1000.0
 
     @classmethod
-    def matching(cls, poses_camera: np.ndarray, margin_deg: float = 5.0, **overrides: Any) -> VirtualCameras:
+    def matching(cls, poses_camera: np.ndarray, margin_deg: float = 5.0) -> VirtualCameras:
         """Cameras like the ones that saw ``poses_camera`` (N, 17, 3), camera frame, mm.
 
         A refiner learns a pose prior *in the camera frame*, so views it never meets (a camera
@@ -49,8 +49,8 @@ class VirtualCameras:
         * **distance**: the 5th–95th percentile of the root depth, when the poses are absolute
           (a median root depth of at least 500 mm); otherwise the default range is kept.
 
-        Azimuth stays uniform (people turn), focal length and roll keep their defaults.
-        ``overrides`` set any field explicitly.
+        Azimuth stays uniform (people turn), focal length and roll keep their defaults
+        (:func:`dataclasses.replace` the result to change any field).
         """
         p = np.asarray(poses_camera, dtype=np.float64)
         if p.ndim != 3 or p.shape[1:] != (NUM_JOINTS, 3):
@@ -69,8 +69,14 @@ class VirtualCameras:
         if np.median(depth) >= 500.0:
             lo, hi = np.percentile(depth, [5, 95])
             fields["distance"] = (float(max(lo, 500.0)), float(max(hi, lo + 1.0)))
-        fields.update(overrides)
         return cls(**fields)
+
+    def describe(self) -> str:
+        """One line for the user: the elevation (degrees) and distance (m) ranges."""
+        return (
+            f"elevation {self.elevation[0]:.0f} to {self.elevation[1]:.0f} deg, "
+            f"distance {self.distance[0] / 1000:.1f} to {self.distance[1] / 1000:.1f} m"
+        )
 
     def rotations(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, 3, 3) world -> camera rotations (OpenCV: x right, y down, z forward), world z-up."""

@@ -150,6 +150,17 @@ class ErrorModel:
         s = self.axis_std()
         return float(s[2] / max(0.5 * (s[0] + s[1]), 1e-12))
 
+    def describe(self) -> str:
+        """One line for the user: kind, depth ratio, mean flip rate, and the pose-dependent and
+        heavy-tailed parts when present."""
+        text = f"{self.kind}, depth ratio {self.depth_ratio:.2f}, mean flip rate {self.flip_rate.mean():.3f}"
+        if self.gain is not None:
+            explained = 100 * self.info.get("linear_explained", 0.0)
+            text += f", pose-dependent part {explained:.0f}% of the error variance"
+        if self.noise_scales is not None:
+            text += f", per-pose noise scale spread {self.noise_scales.std():.2f}"
+        return text
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready description (magnitudes in the units of the fitted poses)."""
         return {
@@ -358,6 +369,47 @@ def fit_error_model(
         validation poses in recording order (clip after clip): the folds are contiguous blocks.
         Poses with a non-finite joint are skipped.
     """
+    pred, gt = _error_pairs(pred, gt, align_scale)
+    N, J = pred.shape[:2]
+    raw_mpjpe = float(np.linalg.norm(pred - gt, axis=-1).mean())
+    size = pose_scale(gt)  # of the unflipped poses, as sample() measures it
+    if J == NUM_JOINTS:
+        flipped, _, flip_rate = detect_limb_flips(pred, gt, min_depth_fraction)
+        # the sampler adds errors to the *flipped* clean pose, so measure them against it
+        gt = flip_limbs(gt, flipped)
+    else:
+        flip_rate = np.zeros(len(LIMB_BONES))
+    ref = float(size.mean()) if relative else None
+    k = (size / ref if ref else np.ones(N))[:, None, None]
+    flat = ((pred - gt) / k).reshape(N, -1)  # errors at the reference scale (sample() multiplies by k)
+    info: dict[str, Any] = {"num_poses": int(N), "raw_mpjpe": raw_mpjpe, "aligned_scale": bool(align_scale)}
+    gain = center = None
+    if pose_dependent:
+        center = (gt / k).mean(0)
+        u = (gt / k - center).reshape(N, -1)
+        mean = flat.mean(0)
+        gain, res, lin = fit_linear_errors(flat - mean, u)
+        info["linear_ridge"], info["linear_explained"] = lin["ridge"], lin["explained"]
+        flat = mean + res  # out-of-fold residuals: the noise the linear term leaves on unseen poses
+    bias = flat.mean(0)
+    cov = np.cov(flat, rowvar=False)
+    return ErrorModel(
+        bias=bias.reshape(-1, 3),
+        cov=cov,
+        flip_rate=flip_rate,
+        reference_scale=ref,
+        min_depth_fraction=min_depth_fraction,
+        kind="fitted",
+        info=info,
+        gain=gain,
+        center=center,
+        noise_scales=_noise_scales(flat - bias, cov) if heavy_tails else None,
+    )
+
+
+def _error_pairs(pred: np.ndarray, gt: np.ndarray, align_scale: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Root-relative (N, J, 3) float64 predictions and ground truth, poses with a non-finite joint
+    dropped, predictions rescaled to their ground truth with ``align_scale``."""
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 3:
@@ -373,50 +425,13 @@ def fit_error_model(
     if align_scale:
         k = np.sum(pred * gt, (1, 2)) / np.maximum(np.sum(pred * pred, (1, 2)), 1e-12)
         pred = pred * k[:, None, None]
-    J = pred.shape[1]
-    raw_mpjpe = float(np.linalg.norm(pred - gt, axis=-1).mean())
-    size = pose_scale(gt)  # of the unflipped poses, as sample() measures it
-    if J == NUM_JOINTS:
-        flipped, _, flip_rate = detect_limb_flips(pred, gt, min_depth_fraction)
-        # the sampler adds errors to the *flipped* clean pose, so measure them against it
-        gt = flip_limbs(gt, flipped)
-        err = pred - gt
-    else:
-        flip_rate = np.zeros(len(LIMB_BONES))
-        err = pred - gt
-    N = len(err)
-    ref = float(size.mean()) if relative else None
-    k = size / ref if ref else np.ones(N)
-    err = err / k[:, None, None]  # errors at the reference scale (sample() multiplies by k)
-    flat = err.reshape(N, -1)
-    info: dict[str, Any] = {"num_poses": int(N), "raw_mpjpe": raw_mpjpe, "aligned_scale": bool(align_scale)}
-    gain = center = None
-    if pose_dependent:
-        ug = gt / k[:, None, None]
-        center = ug.mean(0)
-        u = (ug - center).reshape(N, -1)
-        mean = flat.mean(0)
-        gain, res, lin = fit_linear_errors(flat - mean, u)
-        info["linear_ridge"], info["linear_explained"] = lin["ridge"], lin["explained"]
-        flat = mean + res  # out-of-fold residuals: the noise the linear term leaves on unseen poses
-    bias = flat.mean(0)
-    cov = np.cov(flat, rowvar=False)
-    noise_scales = None
-    if heavy_tails:
-        r = flat - bias
-        w, V = np.linalg.eigh(0.5 * (cov + cov.T))
-        keep = w > 1e-9 * max(w.max(), 1e-300)
-        d2 = ((r @ V[:, keep]) ** 2 / w[keep]).sum(1) / max(int(keep.sum()), 1)
-        noise_scales = np.sqrt(d2 / max(d2.mean(), 1e-300))
-    return ErrorModel(
-        bias=bias.reshape(-1, 3),
-        cov=cov,
-        flip_rate=flip_rate,
-        reference_scale=ref,
-        min_depth_fraction=min_depth_fraction,
-        kind="fitted",
-        info=info,
-        gain=gain,
-        center=center,
-        noise_scales=noise_scales,
-    )
+    return pred, gt
+
+
+def _noise_scales(residuals: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Per-pose noise scales (N,): the RMS Mahalanobis length of each residual (N, D) under
+    ``cov`` (D, D), per retained dimension, normalized to a mean square of 1."""
+    w, V = np.linalg.eigh(0.5 * (cov + cov.T))
+    keep = w > 1e-9 * max(w.max(), 1e-300)
+    d2 = ((residuals @ V[:, keep]) ** 2 / w[keep]).sum(1) / max(int(keep.sum()), 1)
+    return np.sqrt(d2 / max(d2.mean(), 1e-300))

@@ -26,16 +26,19 @@ raising a probability only adds corrupted joints.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
-from ..camera import Rig, distort_normalized
+from ..camera import Camera, Rig, distort_normalized
 from ..errors import InputError
-from ..formats import GroundTruth, Poses2D, default_joint_names
-from ..skeleton import FLIP_PERMUTATION, H36M_JOINTS, LEFT_JOINTS, RIGHT_JOINTS
+from ..formats import GroundTruth, Poses2D
+from ..mocap import load_clips
+from ..skeleton import FLIP_PERMUTATION, H36M_JOINTS, LEFT_JOINTS, RIGHT_JOINTS, default_joint_names
 
 #: Codes of ``Poses2D.extra["corrupted"]``; a joint gets the highest code that applies.
 CLEAN, OUTLIER, SWAPPED, MISSING, NOT_VISIBLE = 0, 1, 2, 3, 4
@@ -127,6 +130,9 @@ def synthesize(
 ) -> tuple[Poses2D, GroundTruth]:
     """Project world poses through a rig and corrupt them like a 2D detector.
 
+    Stages: :func:`project_views` (what each camera's frame shows), then :func:`corrupt` (the
+    noise model's draws).
+
     Args:
         poses_world: (F, J, 3) poses in the rig's world frame and units (mm), usually H36M-17.
         rig: the cameras; projection includes their lens distortion.
@@ -147,100 +153,21 @@ def synthesize(
         raise InputError(f"poses_world must have shape (F, J, 3) with F > 0, got {X.shape}")
     if not np.isfinite(X).all():
         raise InputError("poses_world contains NaN or inf")
-    F, J, _ = X.shape
-    C = len(rig)
-    if clip is None:
-        clip = "clip"
-    clip_arr = np.asarray(clip).astype(str)
-    if clip_arr.ndim == 0:
-        clip_arr = np.full(F, str(clip_arr))
-    if clip_arr.shape != (F,):
-        raise InputError(f"clip must have one name per frame ({F}), got shape {clip_arr.shape}")
-
-    offsets = np.zeros(C, dtype=np.int64)
-    if noise is not None and noise.time_offsets is not None:
-        if len(noise.time_offsets) != C:
-            raise InputError(f"time offsets: {len(noise.time_offsets)} values given for {C} cameras")
-        offsets = np.asarray(noise.time_offsets, dtype=np.int64)
-
-    # --- true projections of what each camera's frame shows -------------------------------
-    times = np.arange(F)[None, :] + offsets[:, None]  # (C, F) reference time of camera c's frame i
-    in_clip = (times >= 0) & (times < F)
-    Xt = X[np.clip(times, 0, F - 1)]  # (C, F, J, 3)
+    clip_arr = _clip_names(clip, X.shape[0])
+    offsets = _time_offsets(noise, len(rig))
+    clean, visible = project_views(X, rig, offsets)
     image_size = np.array([c.image_size for c in rig], dtype=np.int64)  # (C, 2)
-    clean = np.empty((C, F, J, 2))
-    visible = np.empty((C, F, J), dtype=bool)
-    for c, cam in enumerate(rig):
-        Xc = cam.world_to_camera(Xt[c])
-        z = Xc[..., 2]
-        front = z > 1e-6
-        with np.errstate(invalid="ignore", divide="ignore"):
-            xy = Xc[..., :2] / np.where(front, z, np.nan)[..., None]
-        # distortion polynomials fold far-away points back into the image: also require the
-        # undistorted ray to be near the field of view (1.5x the image half-diagonal)
-        w, h = image_size[c]
-        r_max = 1.5 * np.hypot(w, h) / min(cam.K[0, 0], cam.K[1, 1])
-        with np.errstate(invalid="ignore"):
-            near = np.einsum("...i,...i->...", xy, xy) < r_max**2
-        uv = cam.normalized_to_pixels(distort_normalized(xy, cam.dist) if np.any(cam.dist) else xy)
-        with np.errstate(invalid="ignore"):
-            inside = (uv[..., 0] >= 0) & (uv[..., 0] <= w - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= h - 1)
-        visible[c] = inside & near & in_clip[c, :, None]
-        clean[c] = np.where(visible[c, ..., None], uv, np.nan)
-
-    code = np.where(visible, CLEAN, NOT_VISIBLE).astype(np.uint8)
-    kp = clean.copy()
-    scores = visible.astype(np.float64)
-    if noise is not None:
-        r_gauss, r_swap, r_out, r_miss, r_score = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
-        )
-        kp = kp + noise.sigma_px * r_gauss.standard_normal(kp.shape)
-
-        # left/right swaps need to know the sides: only for the 17 H36M joints
-        h36m = J == len(H36M_JOINTS)
-        perm = FLIP_PERMUTATION if h36m else np.arange(J)
-        swap = r_swap.random((C, F)) < (noise.swap_prob if h36m else 0.0)
-        kp[swap] = kp[swap][:, perm]
-        vis = visible.copy()
-        vis[swap] = vis[swap][:, perm]
-        lr = np.zeros(J, dtype=bool)
-        if h36m:
-            lr[LEFT_JOINTS] = lr[RIGHT_JOINTS] = True
-        swapped = swap[..., None] & lr
-
-        lo, hi = _person_boxes(clean, visible, noise.box_padding, image_size)
-        u_pos = r_out.random((C, F, J, 2))
-        outlier = (r_out.random((C, F, J)) < noise.outlier_prob) & vis
-        box_pts = lo[:, :, None] + u_pos * (hi - lo)[:, :, None]
-        kp = np.where(outlier[..., None], box_pts, kp)
-
-        missing = r_miss.random((C, F, J)) < noise.missing_prob
-
-        code = np.full((C, F, J), CLEAN, dtype=np.uint8)
-        code[swapped] = SWAPPED
-        code[outlier] = OUTLIER
-        code[missing] = MISSING
-        code[~vis] = NOT_VISIBLE
-
-        u_score = r_score.random((C, F, J))
-        lo_c, hi_c = noise.score_clean
-        lo_b, hi_b = noise.score_corrupted
-        scores = np.where(
-            (code == OUTLIER) | (code == SWAPPED),
-            lo_b + u_score * (hi_b - lo_b),
-            lo_c + u_score * (hi_c - lo_c),
-        )
-        observed = code < MISSING
-        scores = np.where(observed, scores, 0.0)
-        kp = np.where(observed[..., None], kp, np.nan)
-
+    if noise is None:
+        kp, scores = clean.copy(), visible.astype(np.float64)
+        code = np.where(visible, CLEAN, NOT_VISIBLE).astype(np.uint8)
+    else:
+        kp, scores, code = corrupt(clean, visible, noise, seed, image_size)
     poses2d = Poses2D(
         keypoints=kp,
         scores=scores,
         image_size=image_size,
         camera_names=rig.names,
-        joint_names=default_joint_names(J),
+        joint_names=default_joint_names(X.shape[1]),
         K=rig.K,
         dist=rig.dist,
         fps=fps,
@@ -253,5 +180,206 @@ def synthesize(
     }
     if fps is not None:
         gt_extra["fps"] = np.float64(fps)
-    gt = GroundTruth(X, clip_arr, rig, extra=gt_extra)
-    return poses2d, gt
+    return poses2d, GroundTruth(X, clip_arr, rig, extra=gt_extra)
+
+
+def synthesize_clips(
+    paths: Sequence[str | os.PathLike],
+    rig: Rig,
+    noise: NoiseModel | None = None,
+    *,
+    fps: float = 50.0,
+    seed: int = 0,
+    frames: int | None = None,
+) -> tuple[Poses2D, GroundTruth]:
+    """:func:`synthesize` of BVH clips (``epipolarpose synth``).
+
+    Args:
+        paths: BVH files, concatenated in time (:func:`~epipolarpose.mocap.load_clips`).
+        rig: the cameras (mm).
+        noise: the noise model (None: exact projections).
+        fps: resample the motion to this frame rate.
+        seed: seed of all random draws.
+        frames: keep only the first ``frames`` frames.
+    Raises:
+        InputError: a missing file, ``frames < 1``, or time offsets that do not match the rig.
+    """
+    for path in paths:
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such BVH file")
+    if frames is not None and frames < 1:
+        raise InputError(f"--frames must be positive, got {frames}")
+    if noise is not None and noise.time_offsets is not None and len(noise.time_offsets) != len(rig):
+        raise InputError(f"--time-offsets has {len(noise.time_offsets)} values for {len(rig)} cameras")
+    poses, clip, _ = load_clips(list(paths), fps=fps, progress=True)
+    if frames is not None:
+        poses, clip = poses[:frames], clip[:frames]
+    return synthesize(poses, rig, noise, seed=seed, clip=clip, fps=fps)
+
+
+@dataclass(frozen=True)
+class CorruptionStats:
+    """What the noise did in one camera (fractions).
+
+    Attributes:
+        camera: camera name.
+        visible: joints visible (of all joints of all frames).
+        detected: joints with a score > 0 (of all).
+        outlier, swapped, missing: joints with that code, of the visible ones.
+    """
+
+    camera: str
+    visible: float
+    detected: float
+    outlier: float
+    swapped: float
+    missing: float
+
+
+def corruption_stats(poses2d: Poses2D) -> list[CorruptionStats]:
+    """Per camera, the fractions of :data:`CORRUPTION_CODES` in ``poses2d.extra["corrupted"]``
+    (C, F, J), as :func:`synthesize` writes it."""
+    stats = []
+    for c, name in enumerate(poses2d.camera_names):
+        code = poses2d.extra["corrupted"][c]
+        vis = code != NOT_VISIBLE
+        nv = max(int(vis.sum()), 1)
+        stats.append(
+            CorruptionStats(
+                camera=name,
+                visible=float(vis.mean()),
+                detected=float((poses2d.scores[c] > 0).mean()),
+                outlier=int((code == OUTLIER).sum()) / nv,
+                swapped=int((code == SWAPPED).sum()) / nv,
+                missing=int((code == MISSING).sum()) / nv,
+            )
+        )
+    return stats
+
+
+def _clip_names(clip: str | Sequence[str] | np.ndarray | None, num_frames: int) -> np.ndarray:
+    """(F,) clip name of every frame from one name, F names or None (``"clip"``)."""
+    clip_arr = np.asarray("clip" if clip is None else clip).astype(str)
+    if clip_arr.ndim == 0:
+        clip_arr = np.full(num_frames, str(clip_arr))
+    if clip_arr.shape != (num_frames,):
+        raise InputError(f"clip must have one name per frame ({num_frames}), got shape {clip_arr.shape}")
+    return clip_arr
+
+
+def _time_offsets(noise: NoiseModel | None, num_cameras: int) -> np.ndarray:
+    """(C,) int64 time offsets of the noise model (zeros without)."""
+    if noise is None or noise.time_offsets is None:
+        return np.zeros(num_cameras, dtype=np.int64)
+    if len(noise.time_offsets) != num_cameras:
+        raise InputError(f"time offsets: {len(noise.time_offsets)} values given for {num_cameras} cameras")
+    return np.asarray(noise.time_offsets, dtype=np.int64)
+
+
+def project_views(
+    poses_world: np.ndarray, rig: Rig, offsets: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """True projections of what each camera's frame shows.
+
+    Args:
+        poses_world: (F, J, 3) world poses, the rig's units.
+        rig: C cameras (projection with lens distortion).
+        offsets: (C,) camera ``c``'s frame ``i`` shows time ``i + offsets[c]`` (default zeros).
+    Returns:
+        ``(clean, visible)``: (C, F, J, 2) pixels, NaN where not visible, and (C, F, J) bool:
+        in front of the camera, inside the image and near the field of view, at a time inside
+        the clip.
+    """
+    X = np.asarray(poses_world, dtype=np.float64)
+    F, J, _ = X.shape
+    C = len(rig)
+    offsets = np.zeros(C, dtype=np.int64) if offsets is None else np.asarray(offsets, dtype=np.int64)
+    times = np.arange(F)[None, :] + offsets[:, None]  # (C, F) reference time of camera c's frame i
+    in_clip = (times >= 0) & (times < F)
+    Xt = X[np.clip(times, 0, F - 1)]  # (C, F, J, 3)
+    clean = np.empty((C, F, J, 2))
+    visible = np.empty((C, F, J), dtype=bool)
+    for c, cam in enumerate(rig):
+        uv, seen = _project_camera(cam, Xt[c])
+        visible[c] = seen & in_clip[c, :, None]
+        clean[c] = np.where(visible[c, ..., None], uv, np.nan)
+    return clean, visible
+
+
+def _project_camera(cam: Camera, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World points (..., 3) -> pixels (..., 2) with distortion, and where they are visible."""
+    Xc = cam.world_to_camera(X)
+    z = Xc[..., 2]
+    front = z > 1e-6
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xy = Xc[..., :2] / np.where(front, z, np.nan)[..., None]
+    # distortion polynomials fold far-away points back into the image: also require the
+    # undistorted ray to be near the field of view (1.5x the image half-diagonal)
+    w, h = cam.image_size
+    r_max = 1.5 * np.hypot(w, h) / min(cam.K[0, 0], cam.K[1, 1])
+    with np.errstate(invalid="ignore"):
+        near = np.einsum("...i,...i->...", xy, xy) < r_max**2
+    uv = cam.normalized_to_pixels(distort_normalized(xy, cam.dist) if np.any(cam.dist) else xy)
+    with np.errstate(invalid="ignore"):
+        inside = (uv[..., 0] >= 0) & (uv[..., 0] <= w - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= h - 1)
+    return uv, inside & near
+
+
+def corrupt(
+    clean: np.ndarray, visible: np.ndarray, noise: NoiseModel, seed: int, image_size: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corrupt true projections like a detector (steps 3-7 of the module docstring).
+
+    Args:
+        clean: (C, F, J, 2) true projections (NaN where not visible); visible: (C, F, J) bool.
+        noise: the noise model.
+        seed: seed of the five random streams (Gaussian, swaps, outliers, missing, scores).
+        image_size: (C, 2) width and height of every camera's image.
+    Returns:
+        ``(keypoints (C, F, J, 2), scores (C, F, J), corrupted (C, F, J) uint8)``: missing joints
+        are NaN with score 0; codes as :data:`CORRUPTION_CODES`.
+    """
+    C, F, J = visible.shape
+    r_gauss, r_swap, r_out, r_miss, r_score = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
+    )
+    kp = clean + noise.sigma_px * r_gauss.standard_normal(clean.shape)
+
+    # left/right swaps need to know the sides: only for the 17 H36M joints
+    h36m = J == len(H36M_JOINTS)
+    perm = FLIP_PERMUTATION if h36m else np.arange(J)
+    swap = r_swap.random((C, F)) < (noise.swap_prob if h36m else 0.0)
+    kp[swap] = kp[swap][:, perm]
+    vis = visible.copy()
+    vis[swap] = vis[swap][:, perm]
+    lr = np.zeros(J, dtype=bool)
+    if h36m:
+        lr[LEFT_JOINTS] = lr[RIGHT_JOINTS] = True
+    swapped = swap[..., None] & lr
+
+    lo, hi = _person_boxes(clean, visible, noise.box_padding, image_size)
+    u_pos = r_out.random((C, F, J, 2))
+    outlier = (r_out.random((C, F, J)) < noise.outlier_prob) & vis
+    box_pts = lo[:, :, None] + u_pos * (hi - lo)[:, :, None]
+    kp = np.where(outlier[..., None], box_pts, kp)
+
+    missing = r_miss.random((C, F, J)) < noise.missing_prob
+
+    code = np.full((C, F, J), CLEAN, dtype=np.uint8)
+    code[swapped] = SWAPPED
+    code[outlier] = OUTLIER
+    code[missing] = MISSING
+    code[~vis] = NOT_VISIBLE
+
+    u_score = r_score.random((C, F, J))
+    lo_c, hi_c = noise.score_clean
+    lo_b, hi_b = noise.score_corrupted
+    scores = np.where(
+        (code == OUTLIER) | (code == SWAPPED),
+        lo_b + u_score * (hi_b - lo_b),
+        lo_c + u_score * (hi_c - lo_c),
+    )
+    observed = code < MISSING
+    scores = np.where(observed, scores, 0.0)
+    kp = np.where(observed[..., None], kp, np.nan)
+    return kp, scores, code

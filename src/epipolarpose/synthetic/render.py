@@ -220,14 +220,26 @@ def _pt(p: np.ndarray) -> tuple[int, int]:
     return int(round(p[0] * _ONE)), int(round(p[1] * _ONE))
 
 
+@dataclass(frozen=True)
+class Appearance:
+    """How the drawn person looks (:func:`draw_person`).
+
+    Attributes:
+        colour_gain: (16, 3) per-part colour multipliers (clothing variation), default 1.
+        light_dir: (2,) unit image-plane direction the light comes from (highlights), default up-left.
+    """
+
+    colour_gain: np.ndarray | None = None
+    light_dir: np.ndarray | None = None
+
+
 def draw_person(
     image: np.ndarray,
     uv: np.ndarray,
     depth: np.ndarray,
     focal: float,
     *,
-    colour_gain: np.ndarray | None = None,
-    light_dir: np.ndarray | None = None,
+    appearance: Appearance = Appearance(),
     mask: np.ndarray | None = None,
 ) -> None:
     """Draw the capsule person into ``image`` in place (far parts first).
@@ -237,12 +249,15 @@ def draw_person(
         uv: (17, 2) joints in the image's pixels.
         depth: (17,) camera depth of every joint (mm).
         focal: focal length in the image's pixels (radius_px = focal * radius_mm / depth).
-        colour_gain: (16, 3) per-part colour multipliers (clothing variation), default 1.
-        light_dir: (2,) unit image-plane direction the light comes from (highlights), default up-left.
+        appearance: clothing colours and light direction.
         mask: optional (H, W) uint8 silhouette drawn with the outer strokes (255 = person).
     """
-    gain = np.ones((len(BONES), 3)) if colour_gain is None else colour_gain
-    light = np.array([-0.6, -0.8]) if light_dir is None else np.asarray(light_dir, dtype=np.float64)
+    gain = np.ones((len(BONES), 3)) if appearance.colour_gain is None else appearance.colour_gain
+    light = (
+        np.array([-0.6, -0.8])
+        if appearance.light_dir is None
+        else np.asarray(appearance.light_dir, dtype=np.float64)
+    )
     zmid = 0.5 * (depth[BONES[:, 0]] + depth[BONES[:, 1]])
     zroot = float(depth[0])
     for b in np.argsort(-zmid, kind="stable"):
@@ -252,33 +267,63 @@ def draw_person(
         col = BONE_COLORS[b] * gain[b]
         if b == HEAD_BONE:
             r = focal * HEAD_RADIUS_MM / depth[BONES[b, 0]]
-            c = p0 + 0.45 * (p1 - p0)
-            axis = p1 - p0
-            ang = float(np.degrees(np.arctan2(axis[1], axis[0])))
-            half = max(np.linalg.norm(axis) * 0.6, r)
-            ax = (max(1, int(round(half * _ONE))), max(1, int(round(0.85 * r * _ONE))))
-            shells = ((1.0, 0.65), (0.7, 0.9), (0.35, 1.15))
-            for k, (f, shade) in enumerate(shells):
-                off = c + (1.0 - f) * 0.5 * r * light * (k > 0)
-                a = (max(1, int(ax[0] * f)), max(1, int(ax[1] * f)))
-                colour = tuple(float(x) for x in np.clip(col * shade * near, 0, 255))
-                cv2.ellipse(image, _pt(off), a, ang, 0, 360, colour, -1, cv2.LINE_AA, _SHIFT)
-                if mask is not None and k == 0:
-                    cv2.ellipse(mask, _pt(off), a, ang, 0, 360, 255, -1, cv2.LINE_8, _SHIFT)
-            continue
-        r = focal * BONE_RADII_MM[b] / max(zmid[b], 1e-6)
-        d = p1 - p0
-        n = np.linalg.norm(d)
-        perp = np.array([-d[1], d[0]]) / n if n > 1e-6 else np.zeros(2)
-        lambert = 0.75 + 0.25 * abs(float(perp @ light))
-        side = np.sign(perp @ light) if n > 1e-6 else 0.0
-        for k, (f, shade) in enumerate(((1.0, 0.6), (0.65, 0.85), (0.3, 1.15))):
-            off = (1.0 - f) * 0.5 * r * side * perp * (k > 0)
-            t = max(1, int(round(2 * r * f)))
-            colour = tuple(float(x) for x in np.clip(col * shade * near * lambert, 0, 255))
-            cv2.line(image, _pt(p0 + off), _pt(p1 + off), colour, t, cv2.LINE_AA, _SHIFT)
-            if mask is not None and k == 0:
-                cv2.line(mask, _pt(p0), _pt(p1), 255, t, cv2.LINE_8, _SHIFT)
+            _draw_head(image, mask, (p0, p1), r, col, near, light)
+        else:
+            r = focal * BONE_RADII_MM[b] / max(zmid[b], 1e-6)
+            _draw_limb(image, mask, (p0, p1), r, col, near, light)
+
+
+def _draw_head(
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    ends: tuple[np.ndarray, np.ndarray],
+    r: float,
+    col: np.ndarray,
+    near: float,
+    light: np.ndarray,
+) -> None:
+    """The head: three ellipse shells (radius ``r`` px) along the neck -> head-top ``ends``,
+    colour ``col`` shaded and brightened by ``near``, highlights towards ``light``."""
+    p0, p1 = ends
+    c = p0 + 0.45 * (p1 - p0)
+    axis = p1 - p0
+    ang = float(np.degrees(np.arctan2(axis[1], axis[0])))
+    half = max(np.linalg.norm(axis) * 0.6, r)
+    ax = (max(1, int(round(half * _ONE))), max(1, int(round(0.85 * r * _ONE))))
+    shells = ((1.0, 0.65), (0.7, 0.9), (0.35, 1.15))
+    for k, (f, shade) in enumerate(shells):
+        off = c + (1.0 - f) * 0.5 * r * light * (k > 0)
+        a = (max(1, int(ax[0] * f)), max(1, int(ax[1] * f)))
+        colour = tuple(float(x) for x in np.clip(col * shade * near, 0, 255))
+        cv2.ellipse(image, _pt(off), a, ang, 0, 360, colour, -1, cv2.LINE_AA, _SHIFT)
+        if mask is not None and k == 0:
+            cv2.ellipse(mask, _pt(off), a, ang, 0, 360, 255, -1, cv2.LINE_8, _SHIFT)
+
+
+def _draw_limb(
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    ends: tuple[np.ndarray, np.ndarray],
+    r: float,
+    col: np.ndarray,
+    near: float,
+    light: np.ndarray,
+) -> None:
+    """A limb: three capsule strokes of radius ``r`` px between ``ends``, colour ``col`` shaded,
+    brightened by ``near`` and lit from ``light``."""
+    p0, p1 = ends
+    d = p1 - p0
+    n = np.linalg.norm(d)
+    perp = np.array([-d[1], d[0]]) / n if n > 1e-6 else np.zeros(2)
+    lambert = 0.75 + 0.25 * abs(float(perp @ light))
+    side = np.sign(perp @ light) if n > 1e-6 else 0.0
+    for k, (f, shade) in enumerate(((1.0, 0.6), (0.65, 0.85), (0.3, 1.15))):
+        off = (1.0 - f) * 0.5 * r * side * perp * (k > 0)
+        t = max(1, int(round(2 * r * f)))
+        colour = tuple(float(x) for x in np.clip(col * shade * near * lambert, 0, 255))
+        cv2.line(image, _pt(p0 + off), _pt(p1 + off), colour, t, cv2.LINE_AA, _SHIFT)
+        if mask is not None and k == 0:
+            cv2.line(mask, _pt(p0), _pt(p1), 255, t, cv2.LINE_8, _SHIFT)
 
 
 def render_view(
@@ -320,7 +365,8 @@ def render_view(
         light = np.array([np.cos(ang), np.sin(ang)])
     else:
         gain, light = None, None
-    draw_person(image, uv, Xc[:, 2], focal, colour_gain=gain, light_dir=light, mask=mask)
+    appearance = Appearance(colour_gain=gain, light_dir=light)
+    draw_person(image, uv, Xc[:, 2], focal, appearance=appearance, mask=mask)
 
     if cfg.background and rng.uniform() < cfg.occluder_prob:
         j = int(rng.integers(len(uv)))

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..camera import Rig
 from ..errors import InputError
+from ..mocap import load_clips
 from ..synthetic.render import RenderConfig, render_view
 from .targets import keypoint_targets, make_targets
 
@@ -53,8 +54,6 @@ class MultiViewFrames:
     ) -> MultiViewFrames:
         """Load BVH clips (resampled to ``fps``) as frames seen by ``rig``, keeping the frames
         :func:`in_view` of every camera."""
-        from ..mocap import load_clips
-
         if not paths:
             raise InputError(f"the {what} is empty: no motion-capture clips given")
         poses, clip, _ = load_clips(list(paths), fps=fps)

@@ -22,6 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..camera import Rig
+from ..formats import Poses2D
+from ..labelling import LabelOptions, label_poses
+from ..models.checkpoint import load_model
 from ..models.posenet import PoseNet, PoseNetConfig, normalize_images
 from .targets import make_targets, prediction_to_image, targets_to_camera
 
@@ -58,7 +62,8 @@ class PoseModule(L.LightningModule):
         online: make targets inside the training step from a frozen 2D detector (see module doc).
         detector_ckpt: the frozen 2D network's checkpoint (online only).
         label_rig_json: the rig used to triangulate online (rig.json text).
-        label_options: extra keyword arguments for ``label_poses`` (online only).
+        label_options: :class:`~epipolarpose.labelling.LabelOptions` fields for the online labels (a
+            dict, kept in the checkpoint's hyper-parameters; online only).
     """
 
     def __init__(
@@ -81,9 +86,6 @@ class PoseModule(L.LightningModule):
         self.detector: PoseNet | None = None
         self._label_rig = None
         if online:
-            from ..camera import Rig
-            from ..models.checkpoint import load_model
-
             if detector_ckpt is None or label_rig_json is None:
                 raise ValueError("online training needs detector_ckpt and label_rig_json")
             det, _, _ = load_model(detector_ckpt)
@@ -110,9 +112,6 @@ class PoseModule(L.LightningModule):
     @torch.no_grad()
     def online_targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Targets (B, C, J, 3) and mask from the frozen detector + triangulation of this batch."""
-        from ..formats import Poses2D
-        from ..labelling import label_poses
-
         assert self.detector is not None and self._label_rig is not None
         B, C = batch["images"].shape[:2]
         S = self.config.input_size
@@ -128,7 +127,8 @@ class PoseModule(L.LightningModule):
             K=rig.K,
             dist=rig.dist,
         )
-        labels = label_poses(p2d, rig=rig, progress=False, **(self.hparams.label_options or {})).labels
+        options = LabelOptions(**(self.hparams.label_options or {}))
+        labels = label_poses(p2d, rig, options=options).labels
         lab = labels.poses3d_camera.transpose(1, 0, 2, 3)  # (B, C, J, 3)
         target, mask = make_targets(
             lab,

@@ -26,12 +26,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from tqdm import tqdm
 
 from ..camera import Rig
 from ..errors import InputError
 from ..formats import Labels, Poses2D
+from ..io import save_json
+from ..labelling import label_poses
+from ..mocap import list_shared_clips
+from ..models.checkpoint import load_model, save_checkpoint
 from ..models.posenet import PoseNet, PoseNetConfig
 from ..synthetic.render import RenderConfig
 from .data import MultiViewDataset, MultiViewFrames, eval_render_config, make_loader
@@ -62,8 +70,6 @@ def default_shared() -> Path:
 def resolve_clips(specs: list[str], shared: Path | None = None, max_clips: int | None = None) -> list[Path]:
     """BVH files from ``specs``: files, folders (every ``*.bvh`` below) or ``train``/``test`` (the
     shared mocap's clip split). ``max_clips`` keeps an evenly spaced subset."""
-    from ..mocap import list_shared_clips
-
     out: list[Path] = []
     for s in specs:
         p = Path(s)
@@ -99,8 +105,6 @@ def predict_dataset(
         ``gt_camera`` (C, F, J, 3) mm, ``camera_mm`` (C, F, J, 3) predictions in mm in each camera
         frame with the ground-truth root depth (3D models only).
     """
-    from tqdm import tqdm
-
     model.eval()
     device = next(model.parameters()).device
     loader = make_loader(dataset, frames_per_batch, shuffle=False, num_workers=num_workers)
@@ -179,11 +183,10 @@ def reliable_labels(
     return valid & ~(np.isfinite(err) & (err > thresh))
 
 
-def pseudo_labels(poses2d: Poses2D, rig: Rig | None = None, **options: Any) -> Labels:
-    """``label_poses`` (no extrinsics when ``rig`` is None, ``self``; known ones otherwise, ``rt``)."""
-    from ..labelling import label_poses
-
-    return label_poses(poses2d, rig=rig, **options).labels
+def pseudo_labels(poses2d: Poses2D, rig: Rig | None = None, *, progress: bool = True) -> Labels:
+    """``label_poses`` (no extrinsics when ``rig`` is None, ``self``; known ones otherwise, ``rt``);
+    ``progress`` shows its progress bars on stderr."""
+    return label_poses(poses2d, rig=rig, progress=progress).labels
 
 
 def _read_ckpt(path: Path) -> dict[str, Any]:
@@ -197,8 +200,6 @@ def _read_ckpt(path: Path) -> dict[str, Any]:
 
 def load_2d(path: str | os.PathLike, config: PoseNetConfig) -> PoseNet:
     """The 2D network of ``path``; :class:`InputError` if its architecture differs from ``config``'s."""
-    from ..models.checkpoint import load_model
-
     model, cfg, _ = load_model(path)
     want = replace(config, depth_bins=cfg.depth_bins, depth_range=cfg.depth_range)
     if cfg != want:
@@ -291,8 +292,6 @@ def check_options(opts: TrainOptions) -> PoseNetConfig:
 
 def load_training_data(opts: TrainOptions) -> TrainData:
     """Check ``opts``, load the rig, seed everything and resample the training clips."""
-    import lightning as L
-
     cfg = check_options(opts)
     rig = Rig.load(opts.rig or default_shared() / "data/rigs/h36m_S1.json")
     L.seed_everything(opts.seed, workers=True, verbose=False)
@@ -330,10 +329,6 @@ def build_trainer(opts: TrainOptions) -> Any:
 
     Built before any output is written, so that invalid device/precision settings fail first.
     """
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
     out = Path(opts.out)
     ckpt_cb = ModelCheckpoint(
         dirpath=out / "checkpoints",
@@ -491,9 +486,6 @@ def fit(
 
 def write_outputs(opts: TrainOptions, data: TrainData, trainer: Any, module: PoseModule) -> dict[str, Any]:
     """The run's summary; the main process also writes ``OUT/model.pt`` and ``OUT/train_summary.json``."""
-    from ..io import save_json
-    from ..models.checkpoint import save_checkpoint
-
     out, cfg, frames = Path(opts.out), data.config, data.frames
     summary = {
         "supervision": opts.supervision,
