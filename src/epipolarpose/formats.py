@@ -99,7 +99,6 @@ def check_shape(a: np.ndarray, shape: tuple[int | None, ...], key: str, src: str
         raise InputError(f"{src}: key {key!r} has shape {a.shape}, expected {want}")
 
 
-
 def _floats(a: Any, key: str, src: str = "poses2d") -> np.ndarray:
     """``a`` as a float32 array, or :class:`InputError` naming ``key``."""
     a = np.asarray(a)
