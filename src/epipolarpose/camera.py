@@ -217,7 +217,10 @@ class Rig:
     """Cameras that watch the same scene, in one world frame.
 
     ``units`` is ``"mm"`` for metric rigs and ``"arbitrary"`` for self-calibrated rigs whose scale
-    is unknown (then the world frame is camera 0's frame and the first baseline has unit length).
+    is unknown. ``world`` (``rig.json``'s optional ``"world"`` key, kept in ``extra``) says what
+    the world frame is: ``"levelled"`` (z up, floor at z = 0, origin under the person, see
+    formats.md; self-calibrated rigs), ``"camera0"`` (camera 0's frame, first baseline of unit
+    length: a rig not levelled), ``None`` (a rig given by the user, e.g. a lab calibration).
     """
 
     cameras: list[Camera]
@@ -237,6 +240,12 @@ class Rig:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.cameras]
+
+    @property
+    def world(self) -> str | None:
+        """``"levelled"``, ``"camera0"`` or ``None`` (unknown; see the class docstring)."""
+        w = self.extra.get("world")
+        return None if w is None else str(w)
 
     @property
     def K(self) -> np.ndarray:

@@ -73,7 +73,7 @@ def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
 def save_json(path: str | os.PathLike, obj: Any, indent: int = 1) -> None:
     """JSON written atomically (numpy scalars and arrays are converted)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=indent, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(obj, indent=indent, default=json_default) + "\n")
 
 
 def save_text(path: str | os.PathLike, text: str) -> None:
@@ -82,7 +82,8 @@ def save_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars and arrays and paths."""
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, np.generic):

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -28,6 +29,7 @@ from .geometry.dlt import triangulate_dlt
 from .geometry.observations import check_observations, normalized_observations, resolve_intrinsics
 from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
 from .geometry.triangulation import TriangulationOptions, reprojection_errors, triangulate_robust
+from .io import json_default
 from .skeleton import left_right_pairs, metric_scale
 from .sync import SyncOptions, SyncResult, apply_offsets, estimate_offsets
 from .timing import Timer
@@ -305,6 +307,7 @@ def label_poses(
     summary.calibration, summary.sync = report, sync
     summary.pairs = report.pairs if report is not None else []
     summary.timings_s = {**timer.seconds, "total": timer.total()}
+    labels.extra["summary_json"] = np.array(json.dumps(summary.as_dict(), default=json_default))
     return LabelResult(labels, rec.rig, summary)
 
 
@@ -315,6 +318,8 @@ def _make_labels(poses2d: Poses2D, rec: _Reconstruction, offsets: np.ndarray | N
     reproj = reprojection_errors(rec.rig, X, np.asarray(poses2d.keypoints, dtype=np.float64))
     reproj = np.where(poses2d.observed(), reproj, np.nan)
     extra: dict[str, Any] = {"rig_json": np.array(rec.rig.to_json())}
+    if poses2d.fps is not None:
+        extra["fps"] = np.float64(poses2d.fps)
     if offsets is not None:
         extra["offsets"] = np.asarray(offsets, dtype=np.int64)
     return Labels(X, rec.rig.world_to_camera(X), rec.valid, reproj, extra=extra)

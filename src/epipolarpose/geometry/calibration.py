@@ -391,7 +391,7 @@ def calibrate(
             K[0, 0] *= refined.focal_scale[c]
             K[1, 1] *= refined.focal_scale[c]
         cams.append(replace(cam, K=K, R=refined.R[c], t=refined.t[c]))
-    rig = Rig(cams, units="arbitrary", name="self-calibrated")
+    rig = Rig(cams, units="arbitrary", name="self-calibrated", extra={"world": "camera0"})
     if options.subject_height_mm is not None:
         with timer("metric_scale"):
             rig, report.scale_to_mm = make_metric(rig, poses2d, refined.frames, options)

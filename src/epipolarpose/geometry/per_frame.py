@@ -136,4 +136,4 @@ def rig_from_labels(
         if not ok:
             raise InputError(f"camera {c} ({base[c].name!r}): PnP failed on the per-frame labels")
         cams.append(replace(base[c], R=cv2.Rodrigues(rv)[0], t=tv.ravel()))
-    return Rig(cams, units="arbitrary", name="per-frame")
+    return Rig(cams, units="arbitrary", name="per-frame", extra={"world": "camera0"})
