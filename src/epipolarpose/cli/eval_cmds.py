@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from ._app import app, sub_app
+from ._app import FILE, app, sub_app
 
 pss_app = sub_app("pss", "Pose Structure Score: fit pose-structure centroids, score predictions.")
 
@@ -69,7 +69,7 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@app.command()
+@app.command(outputs={"output": FILE})
 def evaluate(
     pred: Path = typer.Argument(
         ..., help="Predictions: labels.npz (poses3d_camera / poses3d_world) or an npz with poses3d (N, J, 3)."
@@ -112,7 +112,7 @@ def _k_path(output: Path, k: int, several: bool) -> Path:
     return output.with_name(f"{output.stem}_k{k}{output.suffix or '.npz'}")
 
 
-@pss_app.command("fit")
+@pss_app.command("fit", outputs={"output": FILE})
 def pss_fit(
     gt: list[Path] = typer.Argument(
         ..., help="Ground-truth files: gt.npz (poses3d_world + rig_json) or npz with poses3d (N, J, 3)."
@@ -147,7 +147,7 @@ def pss_fit(
         typer.echo(f"wrote {out} (k={kk}, {m.n_train} poses)")
 
 
-@pss_app.command("score")
+@pss_app.command("score", outputs={"output": FILE})
 def pss_score(
     pred: Path = typer.Argument(..., help="Predictions (same files as 'evaluate')."),
     gt: Path = typer.Argument(..., help="Ground truth (same files as 'evaluate')."),

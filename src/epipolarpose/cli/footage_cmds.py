@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import InputError
-from ._app import app
+from ._app import FILE, FOLDER, app
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -23,7 +23,7 @@ def _warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
 
-@app.command()
+@app.command(outputs={"output": FILE})
 def detect(
     inputs: list[Path] = typer.Argument(
         ...,
@@ -106,7 +106,7 @@ def detect(
     typer.echo(f"wrote {output}")
 
 
-@app.command()
+@app.command(outputs={"output": FOLDER})
 def report(
     labels: Path = typer.Argument(..., help="labels.npz from `epipolarpose label`"),
     rig: Path | None = typer.Option(
@@ -128,7 +128,7 @@ def report(
     typer.echo(f"wrote {index}")
 
 
-@app.command()
+@app.command(outputs={"output": FILE})
 def export(
     labels: Path = typer.Argument(..., help="labels.npz"),
     fmt: str = typer.Option(..., "--format", help="csv, json or trc"),
@@ -147,7 +147,7 @@ def export(
     typer.echo(f"wrote {output}")
 
 
-@app.command("export-rig")
+@app.command("export-rig", outputs={"output": FILE})
 def export_rig_cmd(
     rig: Path = typer.Argument(..., help="rig.json"),
     fmt: str = typer.Option(..., "--format", help="opencv-yaml or toml (Pose2Sim/aniposelib calibration)"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import InputError
-from ._app import app
+from ._app import FOLDER, app
 
 
 def _parse_offsets(text: str | None) -> tuple[int, ...] | None:
@@ -27,7 +27,7 @@ def _parse_range(text: str, option: str) -> tuple[float, float]:
     return lo, hi
 
 
-@app.command()
+@app.command(outputs={"out": FOLDER})
 def synth(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder for poses2d.npz and gt.npz."),
     bvh: list[Path] = typer.Option(
