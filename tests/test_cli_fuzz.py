@@ -320,6 +320,6 @@ def test_console_entry_point_prints_one_line(tmp_path):
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
-        f"error: {bad}: not an npz file (not a zip archive of .npy arrays)"
+        f"error: {bad}: not a readable .npz file: it is not an npz (a zip archive of .npy arrays) at all"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]

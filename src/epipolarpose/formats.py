@@ -80,18 +80,22 @@ def open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):
-        raise InputError(f"{path}: not an npz file (not a zip archive of .npy arrays)")
+        raise InputError(
+            f"{path}: not a readable .npz file: it is not an npz (a zip archive of .npy arrays) at all"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except ValueError as e:
         if "pickle" in str(e):
             raise InputError(
-                f"{path}: holds an array of Python objects, which are not read (not an npz of plain arrays)"
+                f"{path}: not a readable .npz file: it holds pickled Python objects, not plain arrays"
             ) from None
-        raise InputError(f"{path}: corrupted npz file ({e})") from None
+        raise InputError(f"{path}: not a readable .npz file: it is corrupted ({e})") from None
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, NotImplementedError) as e:
-        raise InputError(f"{path}: corrupted npz file ({type(e).__name__}: {e})") from None
+        raise InputError(
+            f"{path}: not a readable .npz file: it is corrupted ({type(e).__name__}: {e})"
+        ) from None
 
 
 def require_key(d: Mapping[str, np.ndarray], key: str, src: str) -> np.ndarray:
