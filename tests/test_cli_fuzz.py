@@ -203,7 +203,7 @@ for how in BAD_NPZ:
         (f"evaluate-centroids-{how}", "evaluate {labels.npz} {gt.npz} -c {BAD}", f"c5.npz:{how}"),
         (f"refine-apply-preds-{how}", "refine apply {refiner.ckpt} {BAD} -o {out}/r.npz", f"preds.npz:{how}"),
     ]
-for how in ("missing", "random", "truncated"):
+for how in ("missing", "random", "truncated", "damaged"):
     ROWS += [
         (f"predict-ckpt-{how}", "predict {BAD} {crop.png} -o {out}/p.npz --device cpu", f"net.pt:{how}"),
         (f"refine-apply-ckpt-{how}", "refine apply {BAD} {preds.npz} -o {out}/r.npz", f"refiner.ckpt:{how}"),
