@@ -137,7 +137,10 @@ def export(
         None, "--fps", help="frame rate (default: stored in labels.npz, else 30 for TRC)"
     ),
     rig: Path | None = typer.Option(
-        None, "--rig", help="rig.json giving the units (default: the rig in labels.npz, else mm)"
+        None,
+        "--rig",
+        help="rig.json giving the units and the world's up direction (default: the rig in labels.npz, "
+        "else a z-up rig in mm)",
     ),
 ) -> None:
     """Export 3D poses per frame and joint (with validity) to CSV, JSON or TRC (OpenSim/Pose2Sim)."""
@@ -156,5 +159,5 @@ def export_rig_cmd(
     """Export a rig to OpenCV FileStorage YAML or a Pose2Sim/aniposelib calibration TOML."""
     from ..exports import export_rig_file
 
-    export_rig_file(rig, output, fmt)
+    export_rig_file(rig, output, fmt, warn=_warn)
     typer.echo(f"wrote {output}")
