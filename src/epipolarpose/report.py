@@ -14,12 +14,19 @@ Calibration quality warnings (:func:`quality_warnings`):
 * too little motion: the joints move less than 5 % of the body size (std over time), or the
   subject covers under 2 % of a camera's image (self-calibration needs joints spread over the
   views and over depth);
-* few frames: under 30 frames with a valid pose.
+* few frames: under 30 frames with a valid pose;
+* a camera that rarely sees the person: detections in under half of the frames (its calibration
+  and its share of the labels rest on the few frames it has).
+
+The warnings the labelling run itself gave (``labels.npz``'s ``summary_json``, see
+:func:`labelling_warnings`) come first on the page, so a report never says "no warnings" about a
+run that had some.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -40,6 +47,8 @@ __all__ = [
     "CameraErrors",
     "ReportOptions",
     "camera_errors",
+    "labelling_summary",
+    "labelling_warnings",
     "quality_warnings",
     "report_labels_file",
     "write_report",
@@ -50,6 +59,40 @@ def _nanmedian(a, axis=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(a, axis=axis)
+
+
+def labelling_summary(labels: Labels) -> dict | None:
+    """The labelling run's summary stored in ``labels.npz`` (``summary_json``, the JSON of
+    :meth:`~epipolarpose.labelling.LabelSummary.as_dict`), or None when absent or unreadable."""
+    if "summary_json" not in labels.extra:
+        return None
+    try:
+        d = json.loads(str(labels.extra["summary_json"]))
+    except (ValueError, TypeError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def labelling_warnings(labels: Labels) -> list[str]:
+    """The warnings ``epipolarpose label`` printed, from ``summary_json``: its ``warnings`` list,
+    else those of its ``calibration`` and ``sync`` parts."""
+    d = labelling_summary(labels)
+    if d is None:
+        return []
+    if isinstance(d.get("warnings"), list):
+        found = d["warnings"]
+    else:
+        found = list((d.get("calibration") or {}).get("warnings") or [])
+        found += list((d.get("sync") or {}).get("warnings") or [])
+    return [str(w).removeprefix("warning: ") for w in found]
+
+
+def _frames_seen(labels: Labels, poses2d: Poses2D | None) -> np.ndarray:
+    """(C,) fraction of the frames in which each camera detected the person (any joint): from
+    the detections when given, else from the reprojection errors (observed and triangulated)."""
+    if poses2d is not None and poses2d.num_cameras == labels.reprojection_error.shape[0]:
+        return poses2d.observed().any(-1).mean(-1)
+    return np.isfinite(labels.reprojection_error).any(-1).mean(-1)
 
 
 def quality_warnings(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -> list[str]:
@@ -65,6 +108,13 @@ def quality_warnings(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -
         med = _nanmedian(err[c]) if observed[c].any() else np.nan
         if np.isfinite(med) and med > 10:
             out.append(f"camera {cam.name}: median reprojection error {med:.1f} px (> 10 px)")
+    seen = _frames_seen(labels, poses2d)
+    for c, cam in enumerate(rig):
+        if 0 < seen[c] < 0.5:
+            out.append(
+                f"camera {cam.name} sees the person in only {100 * seen[c]:.0f}% of the frames: its "
+                "calibration rests on those frames alone (is it placed to see the whole action?)"
+            )
     good_frames = int((labels.valid.sum(-1) >= labels.valid.shape[1] // 2).sum())
     if good_frames < 30:
         out.append(f"few frames: only {good_frames} frames have a valid pose (30+ recommended)")
@@ -206,17 +256,33 @@ class CameraErrors:
     confidence: float | None
 
 
-def camera_errors(labels: Labels, rig: Rig) -> list[CameraErrors]:
-    """Per-camera reprojection errors (``labels.reprojection_error`` (C, F, J) px) and time offsets."""
+def camera_errors(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -> list[CameraErrors]:
+    """Per-camera reprojection errors (``labels.reprojection_error`` (C, F, J) px, over the joints
+    observed and triangulated) and time offsets.
+
+    ``observations`` counts the joints the camera detected, as ``epipolarpose label`` does: from
+    the labelling summary stored in the labels, else from ``poses2d``, else the joints with a
+    reprojection error (observed *and* triangulated; a few fewer).
+    """
     off, _ = _frame_maps(labels, len(rig))
     conf = labels.extra.get("sync_confidence")
+    summary = labelling_summary(labels) or {}
+    counted = [c.get("observed") for c in summary.get("cameras", []) if isinstance(c, dict)]
+    if len(counted) != len(rig) or not all(isinstance(n, int) for n in counted):
+        counted = None
     rows = []
     for c, cam in enumerate(rig):
         e = labels.reprojection_error[c][np.isfinite(labels.reprojection_error[c])]
+        if counted is not None:
+            n = counted[c]
+        elif poses2d is not None and poses2d.num_cameras == len(rig):
+            n = int(poses2d.observed()[c].sum())
+        else:
+            n = int(e.size)
         rows.append(
             CameraErrors(
                 name=cam.name,
-                observations=int(e.size),
+                observations=n,
                 median_px=float(np.median(e)) if e.size else None,
                 p90_px=float(np.percentile(e, 90)) if e.size else None,
                 offset=int(off[c]),
@@ -250,8 +316,9 @@ def write_report(
     with atomic_folder(out_dir) as tmp:
         _write_figures(tmp, labels, rig, poses2d, options.fps)
         overlays = _write_overlays(tmp, labels, rig, poses2d, video_paths, options.num_samples)
-        warn = quality_warnings(labels, rig, poses2d)
-        page = _html_page(labels, rig, camera_errors(labels, rig), overlays, warn, options.title)
+        warn = labelling_warnings(labels)
+        warn += [w for w in quality_warnings(labels, rig, poses2d) if w not in warn]
+        page = _html_page(labels, rig, camera_errors(labels, rig, poses2d), overlays, warn, options.title)
         (tmp / "index.html").write_text(page)
     return out_dir / "index.html"
 
@@ -340,7 +407,7 @@ def _html_page(
         + "".join(f"<li>{html.escape(w)}</li>" for w in warn)
         + "</ul></div>"
         if warn
-        else "<div class='ok'>No calibration quality warnings.</div>"
+        else "<div class='ok'>No warnings: neither the labelling run nor the report's checks found a problem.</div>"
     )
     ov_html = "".join(f"<p>frame {k}</p><img src='{n}' alt='overlay of frame {k}'>" for n, k in overlays)
     return f"""<!DOCTYPE html>
@@ -351,7 +418,7 @@ def _html_page(
 {100 * labels.valid.mean():.1f}% of the joints valid.</p>
 {warn_html}
 <h2>Cameras</h2>
-<table><tr><th>camera</th><th>observations</th><th>median error (px)</th><th>90th pct (px)</th>
+<table><tr><th>camera</th><th>observed joints</th><th>median error (px)</th><th>90th pct (px)</th>
 <th>time offset (confidence)</th></tr>{"".join(rows)}</table>
 <h2>Recovered rig</h2><img src="rig.png" alt="recovered camera rig in 3D">
 <h2>Reprojection errors</h2><img src="errors.png" alt="per-camera and per-joint reprojection errors">

@@ -24,26 +24,40 @@ def _fmt(v: Any, pct: bool = False, width: int = 9) -> str:
     return f"{100 * v:{width}.1f}" if pct else f"{v:{width}.1f}"
 
 
+#: (label, key, kind): "abs" absolute errors in the ground truth's units (meaningful only when
+#: the predictions share them), "aligned" scale-aligned errors in the ground truth's units, "%".
 _SUMMARY_ROWS = (
-    ("MPJPE", "mpjpe", "mm"),
-    ("N-MPJPE", "n_mpjpe", "mm"),
-    ("P-MPJPE", "p_mpjpe", "mm"),
-    ("PCK@150", "pck150", "%"),
-    ("AUC", "auc", "%"),
+    ("MPJPE", "mpjpe", "abs"),
+    ("N-MPJPE", "n_mpjpe", "aligned"),
+    ("P-MPJPE", "p_mpjpe", "aligned"),
+    ("PCK@150", "pck150", "abs%"),
+    ("AUC", "auc", "abs%"),
     ("NPCK@150", "npck150", "%"),
 )
 
 
+def _unit(result: dict[str, Any]) -> str:
+    """The ground truth's length unit for the tables (``units`` when nobody says)."""
+    u = str(result.get("gt_units", "unknown"))
+    return u if u not in ("unknown", "arbitrary") else "units"
+
+
 def _table(result: dict[str, Any]) -> str:
     s = result["summary"]
+    unit = _unit(result)
+    absolute = result.get("absolute_metrics_meaningful", True)
     lines = [
         f"{result['mode']}",
         f"poses: {s['n_poses']}  joints evaluated: {s['n_joints_evaluated']}/{s['n_joints_total']}",
+        f"lengths in {'the ground truth' + chr(39) + 's units' if unit == 'units' else unit}"
+        + ("" if absolute else f"; predictions in {result['units']!r}: MPJPE, PCK, AUC not meaningful (*)"),
         "",
     ]
     lines.append(f"{'metric':<10}{'value':>9}")
-    for label, key, unit in _SUMMARY_ROWS:
-        lines.append(f"{label:<10}{_fmt(s[key], unit == '%')} {unit}")
+    for label, key, kind in _SUMMARY_ROWS:
+        shown = "%" if kind.endswith("%") else unit
+        flag = " (*)" if kind.startswith("abs") and not absolute else ""
+        lines.append(f"{label:<10}{_fmt(s[key], kind.endswith('%'))} {shown}{flag}")
     pss_keys = [k for k in s if k.startswith("pss@")]
     for k in pss_keys:
         lines.append(f"{k.upper():<10}{_fmt(s[k], True)} %")
@@ -51,7 +65,7 @@ def _table(result: dict[str, Any]) -> str:
         lines.append(
             "(PSS centroids fitted on this ground truth itself: in-sample; pass --centroids for a held-out set)"
         )
-    lines += ["", f"{'joint':<12}{'MPJPE':>9}{'N-MPJPE':>9}{'P-MPJPE':>9}{'PCK@150':>9}"]
+    lines += ["", f"{'joint':<12}{'MPJPE':>9}{'N-MPJPE':>9}{'P-MPJPE':>9}{'PCK@150':>9}   ({unit}, %)"]
     for name, e in result["per_joint"].items():
         lines.append(
             f"{name:<12}{_fmt(e['mpjpe'])}{_fmt(e['n_mpjpe'])}{_fmt(e['p_mpjpe'])}{_fmt(e['pck150'], True)}"
@@ -138,11 +152,17 @@ def pss_fit(
     from ..pss import KMeansOptions, PSSModel
 
     allp, names = pss_fit_poses(gt, k, frame)
+    outs = {kk: _k_path(output, kk, len(set(k)) > 1) for kk in dict.fromkeys(k)}
+    if any(o != output for o in outs.values()):
+        typer.echo(
+            f"one file per k: {', '.join(str(o) for o in outs.values())} (not {output})",
+            err=True,
+        )
     for kk in dict.fromkeys(k):
         typer.echo(f"fitting k={kk} on {len(allp)} poses...", err=True)
         kmeans = KMeansOptions(n_init=n_init, max_iter=max_iter)
         m = PSSModel.fit(allp, k=kk, seed=seed, joint_names=names, kmeans=kmeans)
-        out = _k_path(output, kk, len(set(k)) > 1)
+        out = outs[kk]
         m.save(out)
         typer.echo(f"wrote {out} (k={kk}, {m.n_train} poses)")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import warnings
@@ -330,6 +331,10 @@ def build_trainer(opts: TrainOptions) -> Any:
     Built before any output is written, so that invalid device/precision settings fail first.
     """
     out = Path(opts.out)
+    # Lightning's banners, tips ("💡 Tip: ...") and deprecation notices are not ours to print
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"lightning\.")
     ckpt_cb = ModelCheckpoint(
         dirpath=out / "checkpoints",
         save_last=True,
