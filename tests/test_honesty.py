@@ -131,3 +131,16 @@ def test_train_prints_no_lightning_tips(tmp_path, rig_s9_path):
     assert r.returncode == 0, r.stderr[-2000:]
     for noise in ("Tip", "GPU available", "deprecated", "LeafSpec", "weights_only", "val_dataloader"):
         assert noise not in r.stdout + r.stderr, noise
+
+
+def test_quiet_commands_print_only_their_results(tmp_path):
+    """--quiet: no progress bars or progress messages, the results still printed."""
+    r = runner.invoke(app, ["synth", "--frames", "120", "-o", str(tmp_path / "s"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "loading BVH" not in r.output and "projecting" not in r.output and "wrote" in r.output
+    r = runner.invoke(app, ["label", str(tmp_path / "s/poses2d.npz"), "-o", str(tmp_path / "l.npz"), "-q"])
+    assert r.exit_code == 0 and "triangulate:" not in r.output and "wrote" in r.output
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "l.npz"), str(tmp_path / "s/gt.npz"), "-q"])
+    assert r.exit_code == 0 and "fitting" not in r.output and "N-MPJPE" in r.output
+    r = runner.invoke(app, ["report", str(tmp_path / "l.npz"), "-o", str(tmp_path / "rep"), "-q"])
+    assert r.exit_code == 0 and r.output.strip() == f"wrote {tmp_path / 'rep' / 'index.html'}"

@@ -271,12 +271,26 @@ def load_centroids(paths: Sequence[Path], num_joints: int) -> list[PSSModel]:
     return models
 
 
+#: In-sample PSS centroids are fitted on at most this many evenly spaced ground-truth poses.
+IN_SAMPLE_MAX_POSES = 50_000
+
+
 def fit_in_sample(
-    gt: np.ndarray, ks: Sequence[int], notes: list[str], log: Callable[[str], None] | None = None
+    gt: np.ndarray,
+    ks: Sequence[int],
+    notes: list[str],
+    log: Callable[[str], None] | None = None,
+    max_poses: int = IN_SAMPLE_MAX_POSES,
 ) -> list[PSSModel]:
-    """PSS models with ``k`` in ``ks`` fitted on the ground truth (N, J, 3) itself (in-sample); a
-    ``k`` that cannot be fitted is skipped with a note appended to ``notes``."""
+    """PSS models with ``k`` in ``ks`` fitted on the ground truth (N, J, 3) itself (in-sample; on
+    ``max_poses`` evenly spaced poses when there are more: 50 or 100 pose structures need no
+    more, and k-means on 400k poses took most of ``evaluate``'s time); a ``k`` that cannot be
+    fitted is skipped with a note appended to ``notes``."""
     models = []
+    if len(gt) > max_poses:
+        if log is not None:
+            log(f"PSS centroids: {max_poses} evenly spaced poses of the {len(gt)} ground-truth poses")
+        gt = gt[np.linspace(0, len(gt) - 1, max_poses).round().astype(int)]
     for k in ks:
         if len(gt) < 2 * k:
             notes.append(f"PSS@{k} skipped: only {len(gt)} ground-truth poses to fit {k} centroids")
@@ -336,23 +350,20 @@ def evaluate_files(
         "gt_units": pair.gt_units,
         "absolute_metrics_meaningful": pair.absolute_ok,
     }
-    result.update(
-        evaluate_poses(
-            pair.pred,
-            pair.gt,
-            clips=pair.clips,
-            mask=pair.mask,
-            pss_model=models,
-            joint_names=pair.joint_names,
-        )
+    several = pair.cameras is not None and len(np.unique(pair.cameras)) > 1
+    metrics = evaluate_poses(
+        pair.pred,
+        pair.gt,
+        clips=pair.clips,
+        mask=pair.mask,
+        pss_model=models,
+        joint_names=pair.joint_names,
+        groups=pair.cameras if several else None,
     )
-    if pair.cameras is not None and len(np.unique(pair.cameras)) > 1:
-        result["per_camera"] = {}
-        for c in np.unique(pair.cameras):
-            sel = pair.cameras == c
-            m = None if pair.mask is None else pair.mask[sel]
-            per_camera = evaluate_poses(pair.pred[sel], pair.gt[sel], mask=m, pss_model=models)
-            result["per_camera"][str(int(c))] = per_camera["summary"]
+    per_group = metrics.pop("per_group", None)
+    result.update(metrics)
+    if per_group is not None:
+        result["per_camera"] = {str(int(c)): per_group[c] for c in sorted(per_group)}
     result["pss_centroids"] = pss_source
     result["warnings"] = pair.warnings + notes
     return result

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from .camera import Rig
 from .errors import InputError
@@ -300,6 +301,7 @@ def write_report(
     poses2d: Poses2D | None = None,
     videos: Sequence[str | os.PathLike] | None = None,
     options: ReportOptions = ReportOptions(),
+    progress: bool = False,
 ) -> Path:
     """Write the HTML report (see the module docstring) and return ``out_dir/index.html``.
 
@@ -310,16 +312,25 @@ def write_report(
         poses2d: the detections, drawn on the overlays and used for the joint-spread check.
         videos: one video/image folder per camera for the overlays' backgrounds.
         options: number of overlays, title, animation frame rate.
+        progress: a progress bar on stderr (one step per picture group).
     """
     video_paths = _check_report_inputs(labels, rig, out_dir, poses2d, videos)
     out_dir = Path(out_dir)
-    with atomic_folder(out_dir) as tmp:
+    bar = tqdm(total=4, desc="report", unit="step", disable=not progress or None)
+    with atomic_folder(out_dir) as tmp, bar:
+        bar.set_postfix_str("rig, errors, animation")
         _write_figures(tmp, labels, rig, poses2d, options.fps)
+        bar.update()
+        bar.set_postfix_str("overlays")
         overlays = _write_overlays(tmp, labels, rig, poses2d, video_paths, options.num_samples)
+        bar.update()
+        bar.set_postfix_str("checks")
         warn = labelling_warnings(labels)
         warn += [w for w in quality_warnings(labels, rig, poses2d) if w not in warn]
+        bar.update()
         page = _html_page(labels, rig, camera_errors(labels, rig, poses2d), overlays, warn, options.title)
         (tmp / "index.html").write_text(page)
+        bar.update()
     return out_dir / "index.html"
 
 
@@ -361,7 +372,8 @@ def _write_figures(
     save_figure(fig, folder / "errors.png")
     plt.close(fig)
     src_fps = fps or (float(poses2d.fps) / 3 if poses2d is not None and poses2d.fps else 10.0)
-    animate_poses3d(X, folder / "skeleton.gif", fps=src_fps)
+    up = "-y" if rig.world == "camera0" else "z"
+    animate_poses3d(X, folder / "skeleton.gif", fps=src_fps, up=up, units=rig.units)
 
 
 def _write_overlays(
@@ -438,6 +450,7 @@ def report_labels_file(
     poses2d: str | os.PathLike | None = None,
     videos: Sequence[str | os.PathLike] | None = None,
     num_samples: int = 3,
+    progress: bool = False,
 ) -> Path:
     """:func:`write_report` of the files ``epipolarpose report`` takes; returns ``index.html``.
 
@@ -448,6 +461,7 @@ def report_labels_file(
         poses2d: poses2d.npz drawn on the overlays.
         videos: one video/image folder per camera for the overlays.
         num_samples: number of overlay frames.
+        progress: a progress bar on stderr.
     """
     labels = Labels.load(labels_path)
     r = labels_rig(labels, rig, source=str(labels_path))
@@ -457,4 +471,6 @@ def report_labels_file(
     for v in videos or []:
         if not Path(v).exists():
             raise InputError(f"{v}: no such video or folder")
-    return write_report(labels, r, out_dir, poses2d=p2d, videos=videos, options=ReportOptions(num_samples))
+    return write_report(
+        labels, r, out_dir, poses2d=p2d, videos=videos, options=ReportOptions(num_samples), progress=progress
+    )

@@ -102,13 +102,15 @@ def evaluate(
         "all", "--camera", help="With poses3d_camera: 'all' cameras or one camera index."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write all metrics as JSON here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Score 3D poses against ground truth: MPJPE, N-MPJPE, P-MPJPE, PCK, AUC, NPCK and PSS."""
     from ..evaluation import PSSOptions, evaluate_files
     from ..io import save_json
 
     pss = PSSOptions(centroids=centroids or (), in_sample_k=DEFAULT_PSS_K)
-    result = evaluate_files(pred, gt, camera=camera, pss=pss, log=lambda msg: typer.echo(msg, err=True))
+    log = None if quiet else (lambda msg: typer.echo(msg, err=True))
+    result = evaluate_files(pred, gt, camera=camera, pss=pss, log=log)
     for w in result["warnings"]:
         typer.echo(f"warning: {w}", err=True)
     typer.echo(_table(result))
@@ -146,6 +148,7 @@ def pss_fit(
     seed: int = typer.Option(0, "--seed", help="k-means random seed."),
     n_init: int = typer.Option(1, "--n-init", help="k-means restarts (best kept)."),
     max_iter: int = typer.Option(300, "--max-iter", help="Maximum k-means iterations."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Fit PSS pose-structure centroids (k-means on normalised GT poses) and save them."""
     from ..evaluation import pss_fit_poses
@@ -153,13 +156,14 @@ def pss_fit(
 
     allp, names = pss_fit_poses(gt, k, frame)
     outs = {kk: _k_path(output, kk, len(set(k)) > 1) for kk in dict.fromkeys(k)}
-    if any(o != output for o in outs.values()):
+    if any(o != output for o in outs.values()) and not quiet:
         typer.echo(
             f"one file per k: {', '.join(str(o) for o in outs.values())} (not {output})",
             err=True,
         )
     for kk in dict.fromkeys(k):
-        typer.echo(f"fitting k={kk} on {len(allp)} poses...", err=True)
+        if not quiet:
+            typer.echo(f"fitting k={kk} on {len(allp)} poses...", err=True)
         kmeans = KMeansOptions(n_init=n_init, max_iter=max_iter)
         m = PSSModel.fit(allp, k=kk, seed=seed, joint_names=names, kmeans=kmeans)
         out = outs[kk]

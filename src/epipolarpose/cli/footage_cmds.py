@@ -120,11 +120,14 @@ def report(
     ),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="report folder (index.html + images)"),
     samples: int = typer.Option(3, "--samples", help="number of overlay frames"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Write an HTML report: rig in 3D, reprojection errors, overlays, 3D animation, warnings."""
     from ..report import report_labels_file
 
-    index = report_labels_file(labels, output, rig=rig, poses2d=poses2d, videos=videos, num_samples=samples)
+    index = report_labels_file(
+        labels, output, rig=rig, poses2d=poses2d, videos=videos, num_samples=samples, progress=not quiet
+    )
     typer.echo(f"wrote {index}")
 
 

@@ -78,6 +78,7 @@ def triangulate(
     robust: bool = typer.Option(
         True, "--robust/--plain", help="View rejection and left/right swap repair, or a plain weighted DLT."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Triangulate 2D joints with a known rig into 3D labels (labels.npz)."""
     import numpy as np
@@ -87,7 +88,7 @@ def triangulate(
     from ..labelling import LabelOptions, label_poses
 
     options = LabelOptions() if robust else LabelOptions(triangulation=None)
-    res = label_poses(Poses2D.load(poses2d), Rig.load(rig), options=options, progress=True)
+    res = label_poses(Poses2D.load(poses2d), Rig.load(rig), options=options, progress=not quiet)
     res.labels.save(out)
     valid, reproj = res.labels.valid, res.labels.reprojection_error
     median = np.nanmedian(reproj[:, valid]) if valid.any() else float("nan")
@@ -125,6 +126,7 @@ def label(
     max_offset: int = typer.Option(
         30, "--max-offset", help="With --sync auto: largest offset tried, frames."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Self-calibrate (unless --rig) and triangulate: 2D joints -> 3D pseudo-labels (labels.npz)."""
     from ..camera import Rig
@@ -141,7 +143,7 @@ def label(
         calibration=CalibrationOptions(subject_height_mm=subject_height),
     )
     known = Rig.load(rig) if rig is not None else None
-    res = label_poses(_load_poses(poses2d, intrinsics), known, options=options, progress=True)
+    res = label_poses(_load_poses(poses2d, intrinsics), known, options=options, progress=not quiet)
     outputs = [(out, res.labels.save)]
     if rig_out is not None:
         outputs.append((rig_out, res.rig.save))
