@@ -144,3 +144,20 @@ def test_quiet_commands_print_only_their_results(tmp_path):
     assert r.exit_code == 0 and "fitting" not in r.output and "N-MPJPE" in r.output
     r = runner.invoke(app, ["report", str(tmp_path / "l.npz"), "-o", str(tmp_path / "rep"), "-q"])
     assert r.exit_code == 0 and r.output.strip() == f"wrote {tmp_path / 'rep' / 'index.html'}"
+
+
+def test_overlays_show_the_largest_and_the_median_error():
+    from epipolarpose.formats import Labels
+    from epipolarpose.report import _crop_to_person, _sample_frames
+
+    F, J = 9, 17
+    err = np.tile(np.arange(F, dtype=np.float32)[None, :, None], (2, 1, J))  # frame f: f px
+    err[:, 4] = 100.0
+    err[:, 7] = np.nan
+    X = np.zeros((F, J, 3), np.float32)
+    lab = Labels(X, X[None].repeat(2, 0), np.ones((F, J), bool), err)
+    picks = _sample_frames(lab, 3)
+    assert [k for k, _ in picks[:2]] == [4, 3] and "largest" in picks[0][1] and "median" in picks[1][1]
+    img = np.zeros((1000, 1000, 3), np.uint8)
+    crop = _crop_to_person(img, np.array([[400.0, 300], [500, 700], [np.nan, 1]]))
+    assert crop.shape[0] == crop.shape[1] and 400 <= crop.shape[0] <= 700

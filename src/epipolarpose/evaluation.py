@@ -272,7 +272,7 @@ def load_centroids(paths: Sequence[Path], num_joints: int) -> list[PSSModel]:
 
 
 #: In-sample PSS centroids are fitted on at most this many evenly spaced ground-truth poses.
-IN_SAMPLE_MAX_POSES = 50_000
+IN_SAMPLE_MAX_POSES = 20_000
 
 
 def fit_in_sample(

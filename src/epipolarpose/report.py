@@ -158,12 +158,44 @@ def quality_warnings(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -
     return out
 
 
-def _sample_frames(labels: Labels, n: int) -> np.ndarray:
-    F = labels.valid.shape[0]
-    score = labels.valid.sum(-1)
-    cand = np.linspace(0, F - 1, min(F, 4 * n)).round().astype(int)
-    cand = cand[np.argsort(-score[cand], kind="stable")][: max(n, 1)]
-    return np.sort(cand)
+def _sample_frames(labels: Labels, n: int) -> list[tuple[int, str]]:
+    """Up to ``n`` labels frames to overlay, by mean reprojection error (over cameras and joints):
+    the largest first, then the median, then frames at evenly spaced error quantiles; each with
+    what it shows. Frames without any error are not candidates (unless no frame has one)."""
+    err = labels.reprojection_error.astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_frame = np.nanmean(err.transpose(1, 0, 2).reshape(err.shape[1], -1), axis=1)
+    cand = np.flatnonzero(np.isfinite(per_frame))
+    if cand.size == 0:
+        F = labels.valid.shape[0]
+        return [(int(k), "") for k in np.linspace(0, F - 1, min(F, max(n, 1))).round().astype(int)]
+    order = cand[np.argsort(per_frame[cand], kind="stable")]  # ascending error
+    picks = [(order[-1], "largest error"), (order[(len(order) - 1) // 2], "median error")]
+    for q in np.linspace(0.25, 0.9, max(n - 2, 0)):
+        picks.append((order[int(round(q * (len(order) - 1)))], f"{100 * q:.0f}th-percentile error"))
+    out, seen = [], set()
+    for k, what in picks[: max(n, 1)]:
+        if int(k) not in seen:
+            seen.add(int(k))
+            out.append((int(k), f"{what}: {per_frame[k]:.1f} px mean reprojection error"))
+    return out
+
+
+def _crop_to_person(img: np.ndarray, pts: np.ndarray, pad: float = 0.25, min_side: int = 96) -> np.ndarray:
+    """``img`` cropped to the box around the finite points ``pts`` (N, 2) (padded by ``pad`` of its
+    size, at least ``min_side`` px); the whole image without points."""
+    pts = pts[np.isfinite(pts).all(-1)]
+    h, w = img.shape[:2]
+    pts = pts[(pts[:, 0] > -w) & (pts[:, 0] < 2 * w) & (pts[:, 1] > -h) & (pts[:, 1] < 2 * h)]
+    if len(pts) == 0:
+        return img
+    lo, hi = pts.min(0), pts.max(0)
+    c, half = (lo + hi) / 2, np.maximum((hi - lo) * (0.5 + pad), min_side / 2)
+    half[:] = half.max()  # square
+    x0, y0 = np.clip(np.floor(c - half), 0, [w - 1, h - 1]).astype(int)
+    x1, y1 = np.clip(np.ceil(c + half), [x0 + 1, y0 + 1], [w, h]).astype(int)
+    return img[y0:y1, x0:x1]
 
 
 def _frame_maps(labels: Labels, C: int) -> tuple[np.ndarray, int]:
@@ -204,9 +236,13 @@ def _overlay_tiles(
                     img = frame
         if img is None:
             img = np.full((h, w, 3), 60, np.uint8)
+        person = [cam.project(X)]
+        scale = max(1, round(max(w, h) / 1000))
         if poses2d is not None and 0 <= fi < poses2d.num_frames:
-            img = draw_pose2d(img, poses2d.keypoints[c, fi], poses2d.scores[c, fi], thickness=3)
-        img = draw_pose2d(img, cam.project(X), color=(255, 255, 255), thickness=2, marker="cross")
+            img = draw_pose2d(img, poses2d.keypoints[c, fi], poses2d.scores[c, fi], thickness=2 * scale)
+            person.append(np.where((poses2d.scores[c, fi] > 0)[:, None], poses2d.keypoints[c, fi], np.nan))
+        img = draw_pose2d(img, person[0], color=(255, 255, 255), thickness=scale, marker="cross")
+        img = _crop_to_person(img, np.concatenate(person))
         s = tile_w / img.shape[1]
         img = cv2.resize(img, (tile_w, max(1, int(round(img.shape[0] * s)))), interpolation=cv2.INTER_AREA)
         cv2.putText(img, f"{cam.name} #{fi}", (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1)
@@ -383,15 +419,16 @@ def _write_overlays(
     poses2d: Poses2D | None,
     videos: list[Path] | None,
     num_samples: int,
-) -> list[tuple[str, int]]:
-    """``overlay_<i>.png`` for sampled frames; returns ``(file name, labels frame)`` of each."""
+) -> list[tuple[str, int, str]]:
+    """``overlay_<i>.png`` of the frames with the largest and the median reprojection error (and
+    more quantiles), cropped to the person; returns ``(file name, labels frame, what it shows)``."""
     overlays = []
-    for i, k in enumerate(_sample_frames(labels, num_samples)):
-        img = _overlay_tiles(labels, rig, int(k), poses2d=poses2d, videos=videos)
+    for i, (k, what) in enumerate(_sample_frames(labels, num_samples)):
+        img = _overlay_tiles(labels, rig, k, poses2d=poses2d, videos=videos)
         name = f"overlay_{i}.png"
         if not cv2.imwrite(str(folder / name), img):
             raise InputError(f"cannot write {folder / name}")
-        overlays.append((name, int(k)))
+        overlays.append((name, k, what))
     return overlays
 
 
@@ -399,7 +436,7 @@ def _html_page(
     labels: Labels,
     rig: Rig,
     cameras: list[CameraErrors],
-    overlays: list[tuple[str, int]],
+    overlays: list[tuple[str, int, str]],
     warn: list[str],
     title: str,
 ) -> str:
@@ -421,7 +458,10 @@ def _html_page(
         if warn
         else "<div class='ok'>No warnings: neither the labelling run nor the report's checks found a problem.</div>"
     )
-    ov_html = "".join(f"<p>frame {k}</p><img src='{n}' alt='overlay of frame {k}'>" for n, k in overlays)
+    ov_html = "".join(
+        f"<p>frame {k}{' — ' + html.escape(what) if what else ''}</p><img src='{n}' alt='overlay of frame {k}'>"
+        for n, k, what in overlays
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body>
