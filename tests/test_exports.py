@@ -51,7 +51,7 @@ def test_trc_round_trip_metres_y_up(labels, tmp_path):
     text = (tmp_path / "p.trc").read_text().splitlines()
     assert text[0].startswith("PathFileType\t4\t(X/Y/Z)\tp.trc")
     names, t, M, header = read_trc(tmp_path / "p.trc")
-    assert names == list(H36M_JOINTS)
+    assert names == [n.replace("/", "_") for n in H36M_JOINTS]  # plain marker names (issue 14)
     assert header["Units"] == "m" and float(header["DataRate"]) == 25 and int(header["NumFrames"]) == 6
     np.testing.assert_allclose(t, np.arange(6) / 25)
     X = labels.poses3d_world / 1000.0  # mm -> m, z-up -> y-up: X, Y, Z = y, z, x
@@ -74,7 +74,7 @@ def test_rig_yaml_and_toml(rig_s9, tmp_path):
     export_rig_toml(rig_s9, tmp_path / "calib.toml")
     doc = tomllib.loads((tmp_path / "calib.toml").read_text())
     for i, cam in enumerate(rig_s9):
-        d = doc[f"cam_{i + 1}"]
+        d = doc[f"cam_{i}"]  # numbered from 0, as aniposelib writes them (issue 14)
         assert (
             d["name"] == cam.name and d["fisheye"] is False and d["size"] == list(map(float, cam.image_size))
         )
@@ -104,4 +104,4 @@ def test_cli_export_and_bad_input(labels, rig_s9_path, tmp_path):
     r = CliRunner().invoke(
         app, ["export-rig", str(rig_s9_path), "--format", "toml", "-o", str(tmp_path / "c.toml")]
     )
-    assert r.exit_code == 0 and tomllib.loads((tmp_path / "c.toml").read_text())["cam_1"]
+    assert r.exit_code == 0 and tomllib.loads((tmp_path / "c.toml").read_text())["cam_0"]

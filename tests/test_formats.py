@@ -192,3 +192,40 @@ def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):
             tmp.write_bytes(b"half")
             raise KeyboardInterrupt
     assert not (tmp_path / "k.bin").exists() and not list(tmp_path.glob(".k.bin*"))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_umask_permissions(tmp_path, umask):
+    """Atomic writes (temporary names from mkstemp/mkdtemp: 0600/0700) end with the mode an
+    ordinary open()/mkdir() gives under the user's umask; a replaced file keeps its own mode."""
+    import os
+    import stat
+
+    from epipolarpose.io import atomic_folder
+
+    def mode(p):
+        return stat.S_IMODE(os.stat(p).st_mode)
+
+    old = os.umask(umask)
+    try:
+        save_npz(tmp_path / "a.npz", x=np.zeros(3))
+        save_text(tmp_path / "b.txt", "hi")
+        save_json(tmp_path / "sub" / "c.json", {"a": 1})
+        with atomic_folder(tmp_path / "report") as d:
+            (d / "index.html").write_text("x")
+            save_text(d / "fig.txt", "y")
+        (tmp_path / "plain.txt").write_text("reference")
+        os.mkdir(tmp_path / "plain_dir")
+        want_file, want_dir = mode(tmp_path / "plain.txt"), mode(tmp_path / "plain_dir")
+        assert want_file == 0o666 & ~umask and want_dir == 0o777 & ~umask
+        for f in ("a.npz", "b.txt", "sub/c.json", "report/index.html", "report/fig.txt"):
+            assert mode(tmp_path / f) == want_file, f
+        assert mode(tmp_path / "report") == want_dir and mode(tmp_path / "sub") == want_dir
+        with atomic_folder(tmp_path / "report") as d:  # replacing an earlier report
+            (d / "index.html").write_text("z")
+        assert mode(tmp_path / "report") == want_dir
+        os.chmod(tmp_path / "b.txt", 0o640)
+        save_text(tmp_path / "b.txt", "again")
+        assert mode(tmp_path / "b.txt") == 0o640
+    finally:
+        os.umask(old)

@@ -359,4 +359,8 @@ class Rig:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        return cls.from_json(path.read_text(), require_extrinsics, source=str(path))
+        try:
+            text = path.read_text()
+        except (UnicodeDecodeError, OSError) as e:
+            raise InputError(f"{path}: not a readable rig.json ({type(e).__name__})") from None
+        return cls.from_json(text, require_extrinsics, source=str(path))

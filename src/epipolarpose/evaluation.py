@@ -10,8 +10,9 @@ Matching rule between a prediction file (PRED) and a ground-truth file (GT) (:fu
    :mod:`epipolarpose.formats`.
 
 A ``valid`` (F, J) key in PRED masks joints. Frame and joint counts must match; joint names, when
-both files have them, must be equal. Units come from PRED's ``units`` key, else its rig, else
-"unknown"; :func:`check_units` warns when MPJPE in mm is not meaningful.
+both files have them, must be equal. Units come from each file's ``units`` key, else its rig, else
+"unknown"; :func:`check_units` warns when MPJPE, PCK and AUC (absolute errors) are not meaningful
+(``PosePair.absolute_ok``); the scale-aligned N-MPJPE and P-MPJPE are in the ground truth's units.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class GroundTruthPoses:
     clips: np.ndarray | None
     rig: Any
     joint_names: list[str] | None
+    units: str = "unknown"
 
 
 @dataclass
@@ -72,6 +74,8 @@ class PosePair:
     mode: str
     units: str
     warnings: list[str] = field(default_factory=list)
+    gt_units: str = "unknown"
+    absolute_ok: bool = True  # MPJPE, PCK, AUC comparable (same units, scale near 1)
 
 
 def load_ground_truth(path: Path) -> GroundTruthPoses:
@@ -99,7 +103,8 @@ def load_ground_truth(path: Path) -> GroundTruthPoses:
         if clips.shape[0] != poses.shape[0]:
             raise InputError(f"{path}: 'clip' has {clips.shape[0]} entries for {poses.shape[0]} frames")
     names = [str(n) for n in d["joint_names"]] if "joint_names" in d else None
-    return GroundTruthPoses(poses, key, clips, rig, names)
+    units = str(d["units"]) if "units" in d else (rig.units if rig is not None else "unknown")
+    return GroundTruthPoses(poses, key, clips, rig, names, units)
 
 
 def prediction_units(d: dict[str, np.ndarray], path: Path) -> str:
@@ -133,7 +138,7 @@ def load_pair(pred_path: Path, gt_path: Path, camera: str = "all") -> PosePair:
         raise InputError(f"joint names differ: {pred_path} has {pred_names}, {gt_path} has {g.joint_names}")
     clips = np.tile(g.clips, m.views) if g.clips is not None else None
     pair = PosePair(
-        m.pred, m.gt, mask, clips, m.cameras, pred_names or g.joint_names, m.mode, units, m.warnings
+        m.pred, m.gt, mask, clips, m.cameras, pred_names or g.joint_names, m.mode, units, m.warnings, g.units
     )
     check_units(pair)
     return pair
@@ -234,16 +239,21 @@ def check_counts(pred_fj: tuple[int, int], gt_fj: tuple[int, int], *, pred: str,
 
 
 def check_units(pair: PosePair) -> None:
-    """Warn when MPJPE/PCK in mm are not meaningful (arbitrary units or a scale far from 1)."""
-    if pair.units not in ("mm", "unknown"):
+    """Warn (and clear ``pair.absolute_ok``) when MPJPE/PCK/AUC are not meaningful: predictions in
+    other units than the ground truth (arbitrary ones) or needing a scale far from 1."""
+    known = ("unknown", pair.gt_units) if pair.gt_units != "unknown" else ("mm", "unknown")
+    if pair.units not in known:
+        gt = pair.gt_units if pair.gt_units != "unknown" else "the ground truth's units"
         pair.warnings.append(
-            f"prediction units are {pair.units!r}: MPJPE, PCK and AUC in mm are not meaningful; "
-            "use N-MPJPE, P-MPJPE and NPCK"
+            f"prediction units are {pair.units!r}, the ground truth's {gt!r}: MPJPE, PCK and AUC are not "
+            "meaningful; use N-MPJPE, P-MPJPE and NPCK"
         )
+        pair.absolute_ok = False
         return
     s = optimal_scale(root_relative(pair.pred), root_relative(pair.gt), pair.mask)
     med = float(np.nanmedian(s)) if np.isfinite(s).any() else float("nan")
     if np.isfinite(med) and not 0.67 < med < 1.5:
+        pair.absolute_ok = False
         pair.warnings.append(
             f"predictions need a scale of {med:.3g} to match the ground truth (units are not mm?): "
             "MPJPE, PCK and AUC are not meaningful; use N-MPJPE, P-MPJPE and NPCK"
@@ -261,12 +271,26 @@ def load_centroids(paths: Sequence[Path], num_joints: int) -> list[PSSModel]:
     return models
 
 
+#: In-sample PSS centroids are fitted on at most this many evenly spaced ground-truth poses.
+IN_SAMPLE_MAX_POSES = 20_000
+
+
 def fit_in_sample(
-    gt: np.ndarray, ks: Sequence[int], notes: list[str], log: Callable[[str], None] | None = None
+    gt: np.ndarray,
+    ks: Sequence[int],
+    notes: list[str],
+    log: Callable[[str], None] | None = None,
+    max_poses: int = IN_SAMPLE_MAX_POSES,
 ) -> list[PSSModel]:
-    """PSS models with ``k`` in ``ks`` fitted on the ground truth (N, J, 3) itself (in-sample); a
-    ``k`` that cannot be fitted is skipped with a note appended to ``notes``."""
+    """PSS models with ``k`` in ``ks`` fitted on the ground truth (N, J, 3) itself (in-sample; on
+    ``max_poses`` evenly spaced poses when there are more: 50 or 100 pose structures need no
+    more, and k-means on 400k poses took most of ``evaluate``'s time); a ``k`` that cannot be
+    fitted is skipped with a note appended to ``notes``."""
     models = []
+    if len(gt) > max_poses:
+        if log is not None:
+            log(f"PSS centroids: {max_poses} evenly spaced poses of the {len(gt)} ground-truth poses")
+        gt = gt[np.linspace(0, len(gt) - 1, max_poses).round().astype(int)]
     for k in ks:
         if len(gt) < 2 * k:
             notes.append(f"PSS@{k} skipped: only {len(gt)} ground-truth poses to fit {k} centroids")
@@ -318,24 +342,28 @@ def evaluate_files(
     else:
         models = fit_in_sample(pair.gt, pss.in_sample_k, notes, log)
         pss_source = "in-sample"
-    result: dict[str, Any] = {"pred": str(pred), "gt": str(gt), "mode": pair.mode, "units": pair.units}
-    result.update(
-        evaluate_poses(
-            pair.pred,
-            pair.gt,
-            clips=pair.clips,
-            mask=pair.mask,
-            pss_model=models,
-            joint_names=pair.joint_names,
-        )
+    result: dict[str, Any] = {
+        "pred": str(pred),
+        "gt": str(gt),
+        "mode": pair.mode,
+        "units": pair.units,
+        "gt_units": pair.gt_units,
+        "absolute_metrics_meaningful": pair.absolute_ok,
+    }
+    several = pair.cameras is not None and len(np.unique(pair.cameras)) > 1
+    metrics = evaluate_poses(
+        pair.pred,
+        pair.gt,
+        clips=pair.clips,
+        mask=pair.mask,
+        pss_model=models,
+        joint_names=pair.joint_names,
+        groups=pair.cameras if several else None,
     )
-    if pair.cameras is not None and len(np.unique(pair.cameras)) > 1:
-        result["per_camera"] = {}
-        for c in np.unique(pair.cameras):
-            sel = pair.cameras == c
-            m = None if pair.mask is None else pair.mask[sel]
-            per_camera = evaluate_poses(pair.pred[sel], pair.gt[sel], mask=m, pss_model=models)
-            result["per_camera"][str(int(c))] = per_camera["summary"]
+    per_group = metrics.pop("per_group", None)
+    result.update(metrics)
+    if per_group is not None:
+        result["per_camera"] = {str(int(c)): per_group[c] for c in sorted(per_group)}
     result["pss_centroids"] = pss_source
     result["warnings"] = pair.warnings + notes
     return result

@@ -6,17 +6,34 @@ and units; every writer is atomic.
 * CSV: one row per frame and joint: ``frame,time,joint,x,y,z,valid`` (empty x/y/z where invalid).
 * JSON: ``{"units", "fps", "joint_names", "frames": [{"frame", "time", "joints": {name: [x, y, z]
   or null}, "valid": [...]}]}``.
-* TRC (OpenSim / Pose2Sim markers): tab-separated; header lines ``PathFileType``,
-  ``DataRate CameraRate NumFrames NumMarkers Units OrigDataRate OrigDataStartFrame OrigNumFrames``,
-  marker names, ``X1 Y1 Z1 ...``; then ``Frame#  Time  x y z ...`` (1-based frames; invalid joints
-  are empty fields). OpenSim is y-up: by default the world's z-up coordinates are rotated as
-  Pose2Sim does (``X, Y, Z = y, z, x``) and mm rigs are written in metres.
+* TRC (OpenSim / Pose2Sim markers), laid out as Pose2Sim writes it: tab-separated; header lines
+  ``PathFileType``, ``DataRate CameraRate NumFrames NumMarkers Units OrigDataRate
+  OrigDataStartFrame OrigNumFrames`` and their values, ``Frame# Time`` and the marker names (each
+  followed by two empty fields), ``X1 Y1 Z1 ...``; then ``Frame#  Time  x y z ...`` (1-based
+  frames; invalid joints are empty fields). Pose2Sim reads it with ``header[3].split('\t')[2::3]``
+  for the names and ``pandas.read_csv(sep='\t', skiprows=4)`` for the data.
+
+  - *Marker names* are plain (:func:`trc_marker_name`: ``Neck/Nose`` -> ``Neck_Nose``; OpenSim
+    reads ``/`` as a component path).
+  - *Frame rate*: ``--fps``, else the labels' ``fps`` (``label`` carries it from
+    ``poses2d.npz``), else 30 with a warning.
+  - *Units*: mm and m rigs are written in metres (``Units m``); a rig in arbitrary units (self-
+    calibrated without ``--subject-height``) keeps its numbers and says ``Units arbitrary``, with a
+    warning — it is never labelled ``m``.
+  - *Up*: OpenSim is +Y up. The rig's world (:attr:`~epipolarpose.camera.Rig.world`) decides:
+    ``"levelled"`` worlds (z up) and user rigs (``None``, assumed z up like the example rigs, with
+    a note) are rotated as Pose2Sim does, ``X, Y, Z = y, z, x``; a ``"camera0"`` world (camera 0's
+    frame: x right, y down, z forward) becomes ``X, Y, Z = x, -y, -z``, upright only as far as
+    camera 0 was held level — a warning says so.
 * Rig YAML: ``cv2.FileStorage`` with ``num_cameras`` and ``camera_<i>`` maps holding ``name``,
   ``image_size``, ``K``, ``dist``, ``R``, ``rvec``, ``t``.
-* Rig TOML (Pose2Sim / aniposelib calibration): ``[cam_<i>]`` with ``name``, ``size``, ``matrix``,
-  ``distortions`` ``[k1, k2, p1, p2]`` (plus k3 when non-zero), ``rotation`` (Rodrigues vector),
-  ``translation``, ``fisheye = false``; then ``[metadata]``. Pose2Sim expects metres, so mm rigs'
-  translations are converted (``translation_scale``).
+* Rig TOML (Pose2Sim / aniposelib calibration), as aniposelib's ``CameraGroup.dump`` writes it:
+  ``[cam_0]``, ``[cam_1]``, ... (zero-padded, ``[cam_00]``, when there are more than ten cameras,
+  because ``CameraGroup.load`` orders the sections by sorting their names) with ``name``,
+  ``size``, ``matrix``, ``distortions`` ``[k1, k2, p1, p2]`` (plus k3 when non-zero), ``rotation``
+  (Rodrigues vector), ``translation``, ``fisheye = false``; then ``[metadata]`` (with the rig's
+  ``units`` and ``world``). Pose2Sim expects metres, so mm rigs' translations are converted
+  (``translation_scale``); rigs in arbitrary units are written as they are, with a warning.
 """
 
 from __future__ import annotations
@@ -25,6 +42,7 @@ import csv
 import io
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -51,8 +69,11 @@ __all__ = [
     "export_rig_yaml",
     "export_trc",
     "labels_rig",
+    "read_rig_toml",
     "read_rig_yaml",
     "read_trc",
+    "trc_marker_name",
+    "trc_orientation",
 ]
 
 FORMATS = ("csv", "json", "trc")
@@ -104,40 +125,90 @@ def export_json(labels: Labels, path: str | os.PathLike, fps: float | None = Non
     save_text(path, json.dumps(doc) + "\n")
 
 
+def trc_marker_name(name: str) -> str:
+    """A plain marker name for OpenSim/Pose2Sim: runs of characters other than letters, digits
+    and ``_`` become ``_`` (``Neck/Nose`` -> ``Neck_Nose``)."""
+    plain = re.sub(r"[^A-Za-z0-9_]+", "_", str(name)).strip("_")
+    return plain or "marker"
+
+
+def _plain_names(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        p = trc_marker_name(n)
+        while p in out:  # two names that only differ in punctuation
+            p += "_"
+        out.append(p)
+    return out
+
+
+#: World -> TRC axes (OpenSim's +Y up) for each kind of rig world (see the module docstring).
+_Y_UP = {
+    "z-up": np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]),  # X, Y, Z = y, z, x
+    "camera0": np.diag([1.0, -1.0, -1.0]),  # X, Y, Z = x, -y, -z
+}
+
+
+def trc_orientation(world: str | None) -> tuple[np.ndarray, str | None]:
+    """``(M, note)``: the rotation taking the rig's world coordinates to TRC's (+Y up), and what
+    the user must be told about it (None when the world is levelled).
+
+    Args:
+        world: :attr:`~epipolarpose.camera.Rig.world` — ``"levelled"``, ``"camera0"`` or None.
+    """
+    if world == "levelled":
+        return _Y_UP["z-up"], None
+    if world == "camera0":
+        return _Y_UP["camera0"], (
+            "the rig's world is camera 0's frame, not levelled: the TRC's +Y is camera 0's up "
+            "(-y), upright only as far as camera 0 was held level"
+        )
+    if world is None:
+        return _Y_UP[
+            "z-up"
+        ], "the rig does not say where up is; assuming its world is z up (like the example rigs)"
+    return _Y_UP["z-up"], f"unknown rig world {world!r}; assuming z up"
+
+
 def export_trc(
     labels: Labels,
     path: str | os.PathLike,
     fps: float | None = None,
     units: str = "mm",
     y_up: bool = True,
+    world: str | None = "levelled",
 ) -> None:
-    """TRC marker file (OpenSim, Pose2Sim).
+    """TRC marker file (OpenSim, Pose2Sim; layout in the module docstring).
 
     Args:
         labels: the 3D poses.
         path: the ``.trc`` file.
         fps: frame rate (default 30 when unknown; TRC needs one).
-        units: units of the poses (``"mm"`` is written in metres; anything else as is, marked "m").
-        y_up: rotate the z-up world to OpenSim's y-up (``X, Y, Z = y, z, x``, as Pose2Sim).
+        units: units of the poses: ``"mm"`` is written in metres, ``"m"`` as is, anything else as
+            is with ``Units`` saying so (never ``m``).
+        y_up: rotate the world to OpenSim's +Y up (:func:`trc_orientation`).
+        world: the rig's world (:attr:`~epipolarpose.camera.Rig.world`); the default is a z-up world.
     """
-    X, names = _masked(labels), _joint_names(labels)
+    X, names = _masked(labels), _plain_names(_joint_names(labels))
     fps = float(fps) if fps else 30.0
+    trc_units = units
     if units == "mm":
-        X = X / 1000.0
+        X, trc_units = X / 1000.0, "m"
     if y_up:
-        X = X[..., [1, 2, 0]]
+        X = X @ trc_orientation(world)[0].T
     F, J = X.shape[:2]
     t = np.arange(F) / fps
     lines = [
         f"PathFileType\t4\t(X/Y/Z)\t{Path(path).name}",
         "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\tOrigDataStartFrame\tOrigNumFrames",
-        f"{fps:g}\t{fps:g}\t{F}\t{J}\tm\t{fps:g}\t1\t{F}",
+        f"{fps:g}\t{fps:g}\t{F}\t{J}\t{trc_units}\t{fps:g}\t1\t{F}",
         "Frame#\tTime\t" + "\t\t\t".join(names) + "\t\t\t",
         "\t\t" + "\t".join(f"X{j + 1}\tY{j + 1}\tZ{j + 1}" for j in range(J)),
     ]
+    flat = X.reshape(F, -1)
+    text = np.where(np.isfinite(flat), np.char.mod("%.6f", np.nan_to_num(flat)), "")
     for f in range(F):
-        vals = ["" if not np.isfinite(v) else f"{v:.6f}" for v in X[f].reshape(-1)]
-        lines.append("\t".join([str(f + 1), f"{t[f]:.6f}", *vals]))
+        lines.append("\t".join([str(f + 1), f"{t[f]:.6f}", *text[f]]))
     save_text(path, "\n".join(lines) + "\n")
 
 
@@ -156,15 +227,21 @@ def read_trc(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray
 
 
 def export_poses(
-    labels: Labels, path: str | os.PathLike, fmt: str, fps: float | None = None, units: str = "mm"
+    labels: Labels,
+    path: str | os.PathLike,
+    fmt: str,
+    fps: float | None = None,
+    units: str = "mm",
+    world: str | None = "levelled",
 ) -> None:
-    """Export 3D poses in ``fmt`` (``csv``, ``json`` or ``trc``)."""
+    """Export 3D poses in ``fmt`` (``csv``, ``json`` or ``trc``); ``world`` (the rig's
+    :attr:`~epipolarpose.camera.Rig.world`) orients the TRC."""
     if fmt == "csv":
         export_csv(labels, path, fps)
     elif fmt == "json":
         export_json(labels, path, fps, units)
     elif fmt == "trc":
-        export_trc(labels, path, fps, units)
+        export_trc(labels, path, fps, units, world=world)
     else:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
@@ -194,20 +271,33 @@ def export_labels_file(
         labels_path: the labels.npz.
         path: the file to write.
         fmt: one of :data:`FORMATS`.
-        fps: frame rate (default: the labels' ``fps``, else unknown; TRC then uses 30).
-        rig: rig.json giving the units (default: the rig stored in the labels, else mm).
-        warn: receives warnings (a TRC of a non-mm rig); default :func:`warnings.warn`.
+        fps: frame rate (default: the labels' ``fps``, else unknown; TRC then uses 30 and warns).
+        rig: rig.json giving the units and world (default: the rig stored in the labels, else a
+            user rig in mm).
+        warn: receives warnings (TRC: arbitrary units, a world that is not levelled, an unknown
+            frame rate); default :func:`warnings.warn`.
     """
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    warn = warn or warnings.warn
     labels = Labels.load(labels_path)
     r = labels_rig(labels, rig, source=str(labels_path))
     units = r.units if r is not None else "mm"
+    world = r.world if r is not None else None
     if fps is None and "fps" in labels.extra:
         fps = float(labels.extra["fps"])
-    if units != "mm" and fmt == "trc":
-        (warn or warnings.warn)(f"rig units are {units!r}; TRC values keep that scale (labelled m)")
-    export_poses(labels, path, fmt, fps=fps, units=units)
+    if fmt == "trc":
+        if units not in ("mm", "m"):
+            warn(
+                f"the rig's units are {units!r}, not metric: the TRC keeps that scale and says "
+                f"'Units {units}' (OpenSim needs metres; label with --subject-height for a metric rig)"
+            )
+        if fps is None:
+            warn("the labels do not say their frame rate: TRC written at 30 fps (pass --fps)")
+        note = trc_orientation(world)[1]
+        if note is not None:
+            warn(f"TRC orientation: {note}")
+    export_poses(labels, path, fmt, fps=fps, units=units, world=world)
 
 
 # --- rigs ------------------------------------------------------------------------------------
@@ -262,8 +352,16 @@ def _toml_list(a) -> str:
     return "[ " + ", ".join(_toml_list(r) for r in a) + "]"
 
 
+def toml_section_names(num_cameras: int) -> list[str]:
+    """``cam_0``, ``cam_1``, ... as aniposelib names them, zero-padded (``cam_00``) beyond ten
+    cameras so that sorting the names — what aniposelib's ``CameraGroup.load`` does — keeps the
+    rig's order."""
+    width = len(str(max(num_cameras - 1, 0)))
+    return [f"cam_{i:0{width}d}" for i in range(num_cameras)]
+
+
 def export_rig_toml(rig: Rig, path: str | os.PathLike, translation_scale: float | None = None) -> None:
-    """Pose2Sim / aniposelib calibration TOML.
+    """Pose2Sim / aniposelib calibration TOML (layout in the module docstring).
 
     ``translation_scale`` multiplies translations (default 0.001 for mm rigs, giving metres as
     Pose2Sim expects, and 1 otherwise).
@@ -271,11 +369,11 @@ def export_rig_toml(rig: Rig, path: str | os.PathLike, translation_scale: float 
     if translation_scale is None:
         translation_scale = 1e-3 if rig.units == "mm" else 1.0
     out = []
-    for i, c in enumerate(rig):
+    for section, c in zip(toml_section_names(len(rig)), rig):
         d = c.dist if c.dist[4] != 0 else c.dist[:4]
         out += [
-            f"[cam_{i + 1}]",
-            f'name = "{c.name}"',
+            f"[{section}]",
+            f"name = {json.dumps(c.name)}",
             f"size = {_toml_list(np.asarray(c.image_size, float))}",
             f"matrix = {_toml_list(c.K)}",
             f"distortions = {_toml_list(d)}",
@@ -284,8 +382,40 @@ def export_rig_toml(rig: Rig, path: str | os.PathLike, translation_scale: float 
             "fisheye = false",
             "",
         ]
-    out += ["[metadata]", "adjusted = false", "error = 0.0", ""]
-    save_text(path, "\n".join(out))
+    units = "m" if rig.units == "mm" and translation_scale == 1e-3 else rig.units
+    out += ["[metadata]", "adjusted = false", "error = 0.0", f"units = {json.dumps(units)}"]
+    if rig.world is not None:
+        out.append(f"world = {json.dumps(rig.world)}")
+    save_text(path, "\n".join(out + [""]))
+
+
+def read_rig_toml(path: str | os.PathLike) -> Rig:
+    """Read a calibration TOML the way aniposelib's ``CameraGroup.load`` does: every section but
+    ``metadata``, in *sorted* name order, each ``matrix``, ``distortions``, ``rotation``
+    (Rodrigues), ``translation``, ``name``, ``size``. Units are the metadata's (default m)."""
+    import tomllib
+
+    doc = tomllib.loads(Path(path).read_text())
+    cams = []
+    for key in sorted(doc):
+        if key == "metadata":
+            continue
+        d = doc[key]
+        dist = np.zeros(5)
+        dd = np.asarray(d["distortions"], float).reshape(-1)[:5]
+        dist[: len(dd)] = dd
+        cams.append(
+            Camera(
+                K=np.asarray(d["matrix"], float),
+                R=cv2.Rodrigues(np.asarray(d["rotation"], float))[0],
+                t=np.asarray(d["translation"], float),
+                dist=dist,
+                image_size=tuple(int(v) for v in d["size"]),
+                name=str(d["name"]),
+            )
+        )
+    meta = doc.get("metadata", {})
+    return Rig(cams, units=str(meta.get("units", "m")))
 
 
 def export_rig(rig: Rig, path: str | os.PathLike, fmt: str) -> None:
@@ -298,8 +428,22 @@ def export_rig(rig: Rig, path: str | os.PathLike, fmt: str) -> None:
         raise ValueError(f"unknown rig format {fmt!r}; choose one of {', '.join(RIG_FORMATS)}")
 
 
-def export_rig_file(rig_path: str | os.PathLike, path: str | os.PathLike, fmt: str) -> None:
-    """Export the rig.json ``rig_path`` in ``fmt`` (one of :data:`RIG_FORMATS`; ``epipolarpose export-rig``)."""
+def export_rig_file(
+    rig_path: str | os.PathLike,
+    path: str | os.PathLike,
+    fmt: str,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Export the rig.json ``rig_path`` in ``fmt`` (one of :data:`RIG_FORMATS`; ``epipolarpose
+    export-rig``); ``warn`` hears about a rig in arbitrary units (default :func:`warnings.warn`)."""
     if fmt not in RIG_FORMATS:
         raise InputError(f"--format must be one of {', '.join(RIG_FORMATS)}, got {fmt!r}")
-    export_rig(Rig.load(rig_path), path, fmt)
+    rig = Rig.load(rig_path)
+    if rig.units not in ("mm", "m"):
+        (warn or warnings.warn)(
+            f"the rig's units are {rig.units!r}, not metric: its translations are written as they "
+            "are, but Pose2Sim/aniposelib read them as metres (self-calibrate with --subject-height "
+            "for a metric rig)"
+        )
+    export_rig(rig, path, fmt)

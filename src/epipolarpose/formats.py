@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -72,15 +73,29 @@ NATIVE_KEYS: tuple[str, ...] = ("keypoints_native", "scores_native", "joint_name
 
 
 def open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of an npz file (no pickles); :class:`InputError` for a missing or broken file."""
+    """Every array of an npz file (no pickles), each member read and decompressed here, so that a
+    damaged file fails now; :class:`InputError` for a missing file, a file that is not an npz (a
+    zip archive of ``.npy`` arrays), a corrupted member, or an array of pickled Python objects."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise InputError(
+            f"{path}: not a readable .npz file: it is not an npz (a zip archive of .npy arrays) at all"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise InputError(f"{path}: not a readable .npz file ({e})") from None
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise InputError(
+                f"{path}: not a readable .npz file: it holds pickled Python objects, not plain arrays"
+            ) from None
+        raise InputError(f"{path}: not a readable .npz file: it is corrupted ({e})") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, NotImplementedError) as e:
+        raise InputError(
+            f"{path}: not a readable .npz file: it is corrupted ({type(e).__name__}: {e})"
+        ) from None
 
 
 def require_key(d: Mapping[str, np.ndarray], key: str, src: str) -> np.ndarray:

@@ -138,9 +138,19 @@ class LabelSummary:
         if self.sync is not None:
             lines += [self.sync.summary([c.name for c in self.cameras]), ""]
         lines.append(f"{'camera':<16}{'reproj median px':>18}{'reproj p90 px':>15}{'observed':>10}")
+
+        def px(v: float, width: int) -> str:
+            return f"{v:>{width}.2f}" if np.isfinite(v) else f"{'-':>{width}}"
+
         for c in self.cameras:
             lines.append(
-                f"{c.name:<16}{c.reprojection_px_median:>18.2f}{c.reprojection_px_p90:>15.2f}{c.observed:>10d}"
+                f"{c.name:<16}{px(c.reprojection_px_median, 18)}{px(c.reprojection_px_p90, 15)}{c.observed:>10d}"
+            )
+        if any(not np.isfinite(c.reprojection_px_median) for c in self.cameras):
+            lines.append(
+                "(-: no reprojection error: the camera has no triangulated joint, or some of them lie "
+                "behind it"
+                + (" in the static rig fitted to the per-frame labels)" if self.mode == "per-frame" else ")")
             )
         if self.pairs:
             lines += ["", f"{'pair':<10}{'correspondences':>16}{'inlier rate':>13}  status"]

@@ -112,7 +112,12 @@ def _auc_of(err: np.ndarray, thresholds: np.ndarray) -> float:
     e = err[np.isfinite(err)]
     if not e.size:
         return float("nan")
-    return float(np.mean([(e <= th).mean() for th in np.asarray(thresholds, dtype=np.float64)]))
+    th = np.asarray(thresholds, dtype=np.float64)
+    order = np.argsort(th, kind="stable")
+    # one pass: the first (sorted) threshold each error is within, then cumulative counts
+    first = np.searchsorted(th[order], e, side="left")
+    within = np.cumsum(np.bincount(first, minlength=len(th) + 1)[: len(th)])
+    return float(np.mean(within / e.size))
 
 
 def mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, root: int | None = 0) -> float:
@@ -191,8 +196,11 @@ def evaluate_poses(
     pss_model: PSSModel | list[PSSModel] | None = None,
     joint_names: list[str] | None = None,
     root: int = 0,
+    groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """All metrics with per-joint and per-clip breakdowns, JSON-ready.
+
+    The per-pose errors and PSS assignments are computed once; every breakdown reduces them.
 
     Args:
         pred: (N, J, 3) or (..., J, 3) predictions (mm).
@@ -202,8 +210,11 @@ def evaluate_poses(
         pss_model: one or several :class:`~epipolarpose.pss.PSSModel` for ``pss@k`` entries.
         joint_names: J names (default :func:`~epipolarpose.skeleton.default_joint_names`).
         root: root joint of the root-relative errors.
+        groups: (N,) a label per pose (e.g. the camera): adds ``"per_group"``, the summary of
+            every group (in order of first appearance).
     Returns:
-        ``{"summary": {...}, "per_joint": {name: {...}}, "per_clip": {clip: {...}}}``; metric keys
+        ``{"summary": {...}, "per_joint": {name: {...}}, "per_clip": {clip: {...}}}`` (and
+        ``"per_group"``); metric keys
         are ``mpjpe, n_mpjpe, p_mpjpe`` (mm), ``pck150, auc, npck150`` (fractions), counts
         ``n_poses, n_poses_evaluated, n_joints_evaluated, n_joints_total``, and ``pss@k``.
         Metrics with nothing to evaluate are None.
@@ -231,11 +242,17 @@ def evaluate_poses(
     names = joint_names if joint_names is not None else default_joint_names(J)
     if len(names) != J:
         raise InputError(f"{len(names)} joint names for {J} joints")
-    return {
+    out = {
         "summary": summary,
         "per_joint": _per_joint(errors, names),
         "per_clip": _per_clip(errors, clips, assignments) if clips is not None else {},
     }
+    if groups is not None:
+        groups = np.asarray(groups).reshape(-1)
+        if groups.shape[0] != N:
+            raise InputError(f"groups has {groups.shape[0]} entries for {N} poses")
+        out["per_group"] = _per_clip(errors, groups, assignments)
+    return out
 
 
 _Errors = tuple[np.ndarray, np.ndarray, np.ndarray]  # (N, J) errors: none, scale, procrustes
@@ -263,12 +280,18 @@ def _per_joint(errors: _Errors, names: list[str]) -> dict[str, dict[str, Any]]:
     return per_joint
 
 
-def _per_clip(errors: _Errors, clips: np.ndarray, assignments: _Assignments) -> dict[str, dict[str, Any]]:
-    """Every summary metric per clip (in order of first appearance)."""
+def _per_clip(errors: _Errors, clips: np.ndarray, assignments: _Assignments) -> dict[Any, dict[str, Any]]:
+    """Every summary metric per clip (or any label per pose; in order of first appearance): the
+    poses are sorted by label once, so each clip is a slice."""
+    names, first, inverse = np.unique(clips, return_index=True, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse.reshape(-1), minlength=len(names)))])
+    sorted_errors = tuple(e[order] for e in errors)
+    sorted_assignments = [(k, g[order], p[order]) for k, g, p in assignments]
     per_clip = {}
-    for c in dict.fromkeys(clips.tolist()):
-        sel = clips == c
-        entry = _summary(*(e[sel] for e in errors))
-        entry.update(_pss_entries(assignments, sel))
-        per_clip[c] = entry
+    for i in np.argsort(first, kind="stable"):
+        sel = slice(bounds[i], bounds[i + 1])
+        entry = _summary(*(e[sel] for e in sorted_errors))
+        entry.update(_pss_entries(sorted_assignments, sel))
+        per_clip[names[i].item()] = entry
     return per_clip

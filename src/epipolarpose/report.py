@@ -14,12 +14,19 @@ Calibration quality warnings (:func:`quality_warnings`):
 * too little motion: the joints move less than 5 % of the body size (std over time), or the
   subject covers under 2 % of a camera's image (self-calibration needs joints spread over the
   views and over depth);
-* few frames: under 30 frames with a valid pose.
+* few frames: under 30 frames with a valid pose;
+* a camera that rarely sees the person: detections in under half of the frames (its calibration
+  and its share of the labels rest on the few frames it has).
+
+The warnings the labelling run itself gave (``labels.npz``'s ``summary_json``, see
+:func:`labelling_warnings`) come first on the page, so a report never says "no warnings" about a
+run that had some.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -28,6 +35,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from .camera import Rig
 from .errors import InputError
@@ -40,6 +48,8 @@ __all__ = [
     "CameraErrors",
     "ReportOptions",
     "camera_errors",
+    "labelling_summary",
+    "labelling_warnings",
     "quality_warnings",
     "report_labels_file",
     "write_report",
@@ -50,6 +60,40 @@ def _nanmedian(a, axis=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(a, axis=axis)
+
+
+def labelling_summary(labels: Labels) -> dict | None:
+    """The labelling run's summary stored in ``labels.npz`` (``summary_json``, the JSON of
+    :meth:`~epipolarpose.labelling.LabelSummary.as_dict`), or None when absent or unreadable."""
+    if "summary_json" not in labels.extra:
+        return None
+    try:
+        d = json.loads(str(labels.extra["summary_json"]))
+    except (ValueError, TypeError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def labelling_warnings(labels: Labels) -> list[str]:
+    """The warnings ``epipolarpose label`` printed, from ``summary_json``: its ``warnings`` list,
+    else those of its ``calibration`` and ``sync`` parts."""
+    d = labelling_summary(labels)
+    if d is None:
+        return []
+    if isinstance(d.get("warnings"), list):
+        found = d["warnings"]
+    else:
+        found = list((d.get("calibration") or {}).get("warnings") or [])
+        found += list((d.get("sync") or {}).get("warnings") or [])
+    return [str(w).removeprefix("warning: ") for w in found]
+
+
+def _frames_seen(labels: Labels, poses2d: Poses2D | None) -> np.ndarray:
+    """(C,) fraction of the frames in which each camera detected the person (any joint): from
+    the detections when given, else from the reprojection errors (observed and triangulated)."""
+    if poses2d is not None and poses2d.num_cameras == labels.reprojection_error.shape[0]:
+        return poses2d.observed().any(-1).mean(-1)
+    return np.isfinite(labels.reprojection_error).any(-1).mean(-1)
 
 
 def quality_warnings(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -> list[str]:
@@ -65,6 +109,13 @@ def quality_warnings(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -
         med = _nanmedian(err[c]) if observed[c].any() else np.nan
         if np.isfinite(med) and med > 10:
             out.append(f"camera {cam.name}: median reprojection error {med:.1f} px (> 10 px)")
+    seen = _frames_seen(labels, poses2d)
+    for c, cam in enumerate(rig):
+        if 0 < seen[c] < 0.5:
+            out.append(
+                f"camera {cam.name} sees the person in only {100 * seen[c]:.0f}% of the frames: its "
+                "calibration rests on those frames alone (is it placed to see the whole action?)"
+            )
     good_frames = int((labels.valid.sum(-1) >= labels.valid.shape[1] // 2).sum())
     if good_frames < 30:
         out.append(f"few frames: only {good_frames} frames have a valid pose (30+ recommended)")
@@ -107,12 +158,44 @@ def quality_warnings(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -
     return out
 
 
-def _sample_frames(labels: Labels, n: int) -> np.ndarray:
-    F = labels.valid.shape[0]
-    score = labels.valid.sum(-1)
-    cand = np.linspace(0, F - 1, min(F, 4 * n)).round().astype(int)
-    cand = cand[np.argsort(-score[cand], kind="stable")][: max(n, 1)]
-    return np.sort(cand)
+def _sample_frames(labels: Labels, n: int) -> list[tuple[int, str]]:
+    """Up to ``n`` labels frames to overlay, by mean reprojection error (over cameras and joints):
+    the largest first, then the median, then frames at evenly spaced error quantiles; each with
+    what it shows. Frames without any error are not candidates (unless no frame has one)."""
+    err = labels.reprojection_error.astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_frame = np.nanmean(err.transpose(1, 0, 2).reshape(err.shape[1], -1), axis=1)
+    cand = np.flatnonzero(np.isfinite(per_frame))
+    if cand.size == 0:
+        F = labels.valid.shape[0]
+        return [(int(k), "") for k in np.linspace(0, F - 1, min(F, max(n, 1))).round().astype(int)]
+    order = cand[np.argsort(per_frame[cand], kind="stable")]  # ascending error
+    picks = [(order[-1], "largest error"), (order[(len(order) - 1) // 2], "median error")]
+    for q in np.linspace(0.25, 0.9, max(n - 2, 0)):
+        picks.append((order[int(round(q * (len(order) - 1)))], f"{100 * q:.0f}th-percentile error"))
+    out, seen = [], set()
+    for k, what in picks[: max(n, 1)]:
+        if int(k) not in seen:
+            seen.add(int(k))
+            out.append((int(k), f"{what}: {per_frame[k]:.1f} px mean reprojection error"))
+    return out
+
+
+def _crop_to_person(img: np.ndarray, pts: np.ndarray, pad: float = 0.25, min_side: int = 96) -> np.ndarray:
+    """``img`` cropped to the box around the finite points ``pts`` (N, 2) (padded by ``pad`` of its
+    size, at least ``min_side`` px); the whole image without points."""
+    pts = pts[np.isfinite(pts).all(-1)]
+    h, w = img.shape[:2]
+    pts = pts[(pts[:, 0] > -w) & (pts[:, 0] < 2 * w) & (pts[:, 1] > -h) & (pts[:, 1] < 2 * h)]
+    if len(pts) == 0:
+        return img
+    lo, hi = pts.min(0), pts.max(0)
+    c, half = (lo + hi) / 2, np.maximum((hi - lo) * (0.5 + pad), min_side / 2)
+    half[:] = half.max()  # square
+    x0, y0 = np.clip(np.floor(c - half), 0, [w - 1, h - 1]).astype(int)
+    x1, y1 = np.clip(np.ceil(c + half), [x0 + 1, y0 + 1], [w, h]).astype(int)
+    return img[y0:y1, x0:x1]
 
 
 def _frame_maps(labels: Labels, C: int) -> tuple[np.ndarray, int]:
@@ -153,9 +236,13 @@ def _overlay_tiles(
                     img = frame
         if img is None:
             img = np.full((h, w, 3), 60, np.uint8)
+        person = [cam.project(X)]
+        scale = max(1, round(max(w, h) / 1000))
         if poses2d is not None and 0 <= fi < poses2d.num_frames:
-            img = draw_pose2d(img, poses2d.keypoints[c, fi], poses2d.scores[c, fi], thickness=3)
-        img = draw_pose2d(img, cam.project(X), color=(255, 255, 255), thickness=2, marker="cross")
+            img = draw_pose2d(img, poses2d.keypoints[c, fi], poses2d.scores[c, fi], thickness=2 * scale)
+            person.append(np.where((poses2d.scores[c, fi] > 0)[:, None], poses2d.keypoints[c, fi], np.nan))
+        img = draw_pose2d(img, person[0], color=(255, 255, 255), thickness=scale, marker="cross")
+        img = _crop_to_person(img, np.concatenate(person))
         s = tile_w / img.shape[1]
         img = cv2.resize(img, (tile_w, max(1, int(round(img.shape[0] * s)))), interpolation=cv2.INTER_AREA)
         cv2.putText(img, f"{cam.name} #{fi}", (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1)
@@ -206,17 +293,33 @@ class CameraErrors:
     confidence: float | None
 
 
-def camera_errors(labels: Labels, rig: Rig) -> list[CameraErrors]:
-    """Per-camera reprojection errors (``labels.reprojection_error`` (C, F, J) px) and time offsets."""
+def camera_errors(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -> list[CameraErrors]:
+    """Per-camera reprojection errors (``labels.reprojection_error`` (C, F, J) px, over the joints
+    observed and triangulated) and time offsets.
+
+    ``observations`` counts the joints the camera detected, as ``epipolarpose label`` does: from
+    the labelling summary stored in the labels, else from ``poses2d``, else the joints with a
+    reprojection error (observed *and* triangulated; a few fewer).
+    """
     off, _ = _frame_maps(labels, len(rig))
     conf = labels.extra.get("sync_confidence")
+    summary = labelling_summary(labels) or {}
+    counted = [c.get("observed") for c in summary.get("cameras", []) if isinstance(c, dict)]
+    if len(counted) != len(rig) or not all(isinstance(n, int) for n in counted):
+        counted = None
     rows = []
     for c, cam in enumerate(rig):
         e = labels.reprojection_error[c][np.isfinite(labels.reprojection_error[c])]
+        if counted is not None:
+            n = counted[c]
+        elif poses2d is not None and poses2d.num_cameras == len(rig):
+            n = int(poses2d.observed()[c].sum())
+        else:
+            n = int(e.size)
         rows.append(
             CameraErrors(
                 name=cam.name,
-                observations=int(e.size),
+                observations=n,
                 median_px=float(np.median(e)) if e.size else None,
                 p90_px=float(np.percentile(e, 90)) if e.size else None,
                 offset=int(off[c]),
@@ -234,6 +337,7 @@ def write_report(
     poses2d: Poses2D | None = None,
     videos: Sequence[str | os.PathLike] | None = None,
     options: ReportOptions = ReportOptions(),
+    progress: bool = False,
 ) -> Path:
     """Write the HTML report (see the module docstring) and return ``out_dir/index.html``.
 
@@ -244,15 +348,25 @@ def write_report(
         poses2d: the detections, drawn on the overlays and used for the joint-spread check.
         videos: one video/image folder per camera for the overlays' backgrounds.
         options: number of overlays, title, animation frame rate.
+        progress: a progress bar on stderr (one step per picture group).
     """
     video_paths = _check_report_inputs(labels, rig, out_dir, poses2d, videos)
     out_dir = Path(out_dir)
-    with atomic_folder(out_dir) as tmp:
+    bar = tqdm(total=4, desc="report", unit="step", disable=not progress or None)
+    with atomic_folder(out_dir) as tmp, bar:
+        bar.set_postfix_str("rig, errors, animation")
         _write_figures(tmp, labels, rig, poses2d, options.fps)
+        bar.update()
+        bar.set_postfix_str("overlays")
         overlays = _write_overlays(tmp, labels, rig, poses2d, video_paths, options.num_samples)
-        warn = quality_warnings(labels, rig, poses2d)
-        page = _html_page(labels, rig, camera_errors(labels, rig), overlays, warn, options.title)
+        bar.update()
+        bar.set_postfix_str("checks")
+        warn = labelling_warnings(labels)
+        warn += [w for w in quality_warnings(labels, rig, poses2d) if w not in warn]
+        bar.update()
+        page = _html_page(labels, rig, camera_errors(labels, rig, poses2d), overlays, warn, options.title)
         (tmp / "index.html").write_text(page)
+        bar.update()
     return out_dir / "index.html"
 
 
@@ -294,7 +408,8 @@ def _write_figures(
     save_figure(fig, folder / "errors.png")
     plt.close(fig)
     src_fps = fps or (float(poses2d.fps) / 3 if poses2d is not None and poses2d.fps else 10.0)
-    animate_poses3d(X, folder / "skeleton.gif", fps=src_fps)
+    up = "-y" if rig.world == "camera0" else "z"
+    animate_poses3d(X, folder / "skeleton.gif", fps=src_fps, up=up, units=rig.units)
 
 
 def _write_overlays(
@@ -304,15 +419,16 @@ def _write_overlays(
     poses2d: Poses2D | None,
     videos: list[Path] | None,
     num_samples: int,
-) -> list[tuple[str, int]]:
-    """``overlay_<i>.png`` for sampled frames; returns ``(file name, labels frame)`` of each."""
+) -> list[tuple[str, int, str]]:
+    """``overlay_<i>.png`` of the frames with the largest and the median reprojection error (and
+    more quantiles), cropped to the person; returns ``(file name, labels frame, what it shows)``."""
     overlays = []
-    for i, k in enumerate(_sample_frames(labels, num_samples)):
-        img = _overlay_tiles(labels, rig, int(k), poses2d=poses2d, videos=videos)
+    for i, (k, what) in enumerate(_sample_frames(labels, num_samples)):
+        img = _overlay_tiles(labels, rig, k, poses2d=poses2d, videos=videos)
         name = f"overlay_{i}.png"
         if not cv2.imwrite(str(folder / name), img):
             raise InputError(f"cannot write {folder / name}")
-        overlays.append((name, int(k)))
+        overlays.append((name, k, what))
     return overlays
 
 
@@ -320,7 +436,7 @@ def _html_page(
     labels: Labels,
     rig: Rig,
     cameras: list[CameraErrors],
-    overlays: list[tuple[str, int]],
+    overlays: list[tuple[str, int, str]],
     warn: list[str],
     title: str,
 ) -> str:
@@ -340,9 +456,12 @@ def _html_page(
         + "".join(f"<li>{html.escape(w)}</li>" for w in warn)
         + "</ul></div>"
         if warn
-        else "<div class='ok'>No calibration quality warnings.</div>"
+        else "<div class='ok'>No warnings: neither the labelling run nor the report's checks found a problem.</div>"
     )
-    ov_html = "".join(f"<p>frame {k}</p><img src='{n}' alt='overlay of frame {k}'>" for n, k in overlays)
+    ov_html = "".join(
+        f"<p>frame {k}{' — ' + html.escape(what) if what else ''}</p><img src='{n}' alt='overlay of frame {k}'>"
+        for n, k, what in overlays
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body>
@@ -351,7 +470,7 @@ def _html_page(
 {100 * labels.valid.mean():.1f}% of the joints valid.</p>
 {warn_html}
 <h2>Cameras</h2>
-<table><tr><th>camera</th><th>observations</th><th>median error (px)</th><th>90th pct (px)</th>
+<table><tr><th>camera</th><th>observed joints</th><th>median error (px)</th><th>90th pct (px)</th>
 <th>time offset (confidence)</th></tr>{"".join(rows)}</table>
 <h2>Recovered rig</h2><img src="rig.png" alt="recovered camera rig in 3D">
 <h2>Reprojection errors</h2><img src="errors.png" alt="per-camera and per-joint reprojection errors">
@@ -371,6 +490,7 @@ def report_labels_file(
     poses2d: str | os.PathLike | None = None,
     videos: Sequence[str | os.PathLike] | None = None,
     num_samples: int = 3,
+    progress: bool = False,
 ) -> Path:
     """:func:`write_report` of the files ``epipolarpose report`` takes; returns ``index.html``.
 
@@ -381,6 +501,7 @@ def report_labels_file(
         poses2d: poses2d.npz drawn on the overlays.
         videos: one video/image folder per camera for the overlays.
         num_samples: number of overlay frames.
+        progress: a progress bar on stderr.
     """
     labels = Labels.load(labels_path)
     r = labels_rig(labels, rig, source=str(labels_path))
@@ -390,4 +511,6 @@ def report_labels_file(
     for v in videos or []:
         if not Path(v).exists():
             raise InputError(f"{v}: no such video or folder")
-    return write_report(labels, r, out_dir, poses2d=p2d, videos=videos, options=ReportOptions(num_samples))
+    return write_report(
+        labels, r, out_dir, poses2d=p2d, videos=videos, options=ReportOptions(num_samples), progress=progress
+    )

@@ -112,12 +112,19 @@ def plot_rig(
     depth = frustum_depth or 0.15 * max(ext, 1e-6)
     for r, (rig, lab) in enumerate(zip(rigs, labels)):
         col = RIG_COLORS[r % len(RIG_COLORS)]
+        # the first rig (e.g. the truth) wide and translucent, the others thin and dashed on top,
+        # so that a rig lying exactly on another stays visible
+        style = dict(lw=4.0, alpha=0.35, ls="-") if r == 0 else dict(lw=1.2, alpha=1.0, ls=(0, (4, 2)))
+        marker = "o" if r == 0 else "x"
         for i, cam in enumerate(rig):
             f = _frustum(cam, depth)
             pts.append(f)
             for k in range(1, 5):
-                ax.plot(*f[[0, k]].T, color=col, lw=1)
-            ax.plot(*f[[1, 2, 3, 4, 1]].T, color=col, lw=1.5, label=lab if i == 0 else None)
+                ax.plot(*f[[0, k]].T, color=col, **{**style, "lw": style["lw"] * 0.6})
+            ax.plot(*f[[1, 2, 3, 4, 1]].T, color=col, **style, label=lab if i == 0 else None)
+            ax.scatter(
+                *f[0], color=col, marker=marker, s=30 if r == 0 else 40, alpha=style["alpha"] + 0.3 * (r == 0)
+            )
             if r == 0:
                 ax.text(*f[0], f" {cam.name}", fontsize=8, color="k")
     if pose is not None:
@@ -269,9 +276,15 @@ def animate_poses3d(
     fps: float = 10.0,
     max_frames: int = 60,
     title: str | None = None,
-    size_px: int = 360,
+    size_px: int = 480,
+    up: str = "z",
+    units: str | None = None,
 ) -> Path:
     """Write an animated 3D skeleton (GIF via Pillow, or MP4 via OpenCV), atomically.
+
+    The view follows the person (each frame centred on its pelvis, a fixed extent of about one
+    body height), so the skeleton fills the picture wherever it walks; the axes keep their ticks
+    (world coordinates) and labels.
 
     Args:
         poses: (F, 17, 3) joints; at most ``max_frames`` evenly spaced frames are drawn.
@@ -279,24 +292,44 @@ def animate_poses3d(
         fps: playback frame rate.
         title: figure title.
         size_px: side of the square frames.
+        up: the world's up axis: ``"z"`` (levelled worlds, the example rigs) or ``"-y"`` (a camera
+            frame, e.g. a self-calibrated rig that is not levelled), drawn upright either way.
+        units: axis label units (e.g. ``"mm"``).
     Returns:
         The path.
     """
     P = np.asarray(poses, float)
+    if up == "-y":  # camera frame (x right, y down, z forward) -> z up
+        P = np.stack([P[..., 0], P[..., 2], -P[..., 1]], -1)
+    elif up != "z":
+        raise ValueError(f"up must be 'z' or '-y', got {up!r}")
     idx = np.unique(np.linspace(0, len(P) - 1, min(max_frames, len(P))).round().astype(int))
+    shown = P[idx]
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(shown, axis=1)  # (n, 3) per drawn frame
+        height = np.nanpercentile(np.nanmax(shown[..., 2], -1) - np.nanmin(shown[..., 2], -1), 90)
+    fill = np.nanmedian(centre, axis=0) if np.isfinite(centre).any() else np.zeros(3)
+    centre = np.where(np.isfinite(centre), centre, fill)
+    r = 0.6 * height if np.isfinite(height) and height > 0 else 1.0
     fig = plt.figure(figsize=(size_px / 100, size_px / 100), dpi=100)
     ax = fig.add_subplot(projection="3d")
+    unit = f" ({units})" if units else ""
     frames = []
-    finite = P.reshape(-1, 3)
-    for i in idx:
+    for n, i in enumerate(idx):
         ax.cla()
         _draw_skeleton3d(ax, P[i])
-        _set_equal_3d(ax, finite)
+        c = centre[n]
+        ax.set_xlim(c[0] - r, c[0] + r)
+        ax.set_ylim(c[1] - r, c[1] + r)
+        ax.set_zlim(c[2] - r, c[2] + r)
+        ax.set_box_aspect((1, 1, 1))
         ax.view_init(elev=15, azim=-70 + 60 * i / max(len(P) - 1, 1))
         ax.set_title(f"{title + ' ' if title else ''}frame {i}", fontsize=9)
-        ax.set_xticklabels([])
-        ax.set_yticklabels([])
-        ax.set_zticklabels([])
+        ax.set_xlabel("x" + unit, fontsize=7)
+        ax.set_ylabel("y" + unit, fontsize=7)
+        ax.set_zlabel("z (up)" + unit, fontsize=7)
+        ax.tick_params(labelsize=6)
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     plt.close(fig)

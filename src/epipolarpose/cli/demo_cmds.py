@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from ._app import app
+from ._app import FOLDER, app
 
 
-@app.command()
+@app.command(outputs={})
 def version() -> None:
     """Print the installed version."""
     from .. import __version__
@@ -17,7 +17,7 @@ def version() -> None:
     print(__version__)
 
 
-@app.command()
+@app.command(outputs={"out": FOLDER})
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for the report."),
     bvh: Path = typer.Option(None, "--bvh", help="Motion capture clip (default: the bundled CMU 131_01)."),

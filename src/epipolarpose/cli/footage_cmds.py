@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import InputError
-from ._app import app
+from ._app import FILE, FOLDER, app
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -23,7 +23,7 @@ def _warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
 
-@app.command()
+@app.command(outputs={"output": FILE})
 def detect(
     inputs: list[Path] = typer.Argument(
         ...,
@@ -106,7 +106,7 @@ def detect(
     typer.echo(f"wrote {output}")
 
 
-@app.command()
+@app.command(outputs={"output": FOLDER})
 def report(
     labels: Path = typer.Argument(..., help="labels.npz from `epipolarpose label`"),
     rig: Path | None = typer.Option(
@@ -120,15 +120,18 @@ def report(
     ),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="report folder (index.html + images)"),
     samples: int = typer.Option(3, "--samples", help="number of overlay frames"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Write an HTML report: rig in 3D, reprojection errors, overlays, 3D animation, warnings."""
     from ..report import report_labels_file
 
-    index = report_labels_file(labels, output, rig=rig, poses2d=poses2d, videos=videos, num_samples=samples)
+    index = report_labels_file(
+        labels, output, rig=rig, poses2d=poses2d, videos=videos, num_samples=samples, progress=not quiet
+    )
     typer.echo(f"wrote {index}")
 
 
-@app.command()
+@app.command(outputs={"output": FILE})
 def export(
     labels: Path = typer.Argument(..., help="labels.npz"),
     fmt: str = typer.Option(..., "--format", help="csv, json or trc"),
@@ -137,7 +140,10 @@ def export(
         None, "--fps", help="frame rate (default: stored in labels.npz, else 30 for TRC)"
     ),
     rig: Path | None = typer.Option(
-        None, "--rig", help="rig.json giving the units (default: the rig in labels.npz, else mm)"
+        None,
+        "--rig",
+        help="rig.json giving the units and the world's up direction (default: the rig in labels.npz, "
+        "else a z-up rig in mm)",
     ),
 ) -> None:
     """Export 3D poses per frame and joint (with validity) to CSV, JSON or TRC (OpenSim/Pose2Sim)."""
@@ -147,7 +153,7 @@ def export(
     typer.echo(f"wrote {output}")
 
 
-@app.command("export-rig")
+@app.command("export-rig", outputs={"output": FILE})
 def export_rig_cmd(
     rig: Path = typer.Argument(..., help="rig.json"),
     fmt: str = typer.Option(..., "--format", help="opencv-yaml or toml (Pose2Sim/aniposelib calibration)"),
@@ -156,5 +162,5 @@ def export_rig_cmd(
     """Export a rig to OpenCV FileStorage YAML or a Pose2Sim/aniposelib calibration TOML."""
     from ..exports import export_rig_file
 
-    export_rig_file(rig, output, fmt)
+    export_rig_file(rig, output, fmt, warn=_warn)
     typer.echo(f"wrote {output}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import InputError
-from ._app import app
+from ._app import FILE, app
 
 _POSES = typer.Argument(
     ..., help="Multi-view 2D detections (poses2d.npz, see docs/formats).", show_default=False
@@ -39,12 +39,7 @@ def _load_poses(poses2d: Path, intrinsics: Path | None):
     return apply_intrinsics(p2, Rig.load(intrinsics, require_extrinsics=False))
 
 
-def _check_out(out: Path, what: str) -> None:
-    if out.exists() and out.is_dir():
-        raise InputError(f"{what} {out} is a folder, expected a file path")
-
-
-@app.command()
+@app.command(outputs={"out": FILE, "report": FILE})
 def calibrate(
     poses2d: Path = _POSES,
     out: Path = typer.Option(..., "-o", "--out", help="Where to write the self-calibrated rig.json."),
@@ -66,7 +61,6 @@ def calibrate(
     from ..geometry.calibration import calibrate as run_calibration
     from ..io import save_json
 
-    _check_out(out, "output")
     options = CalibrationOptions(refine_focal=refine_focal, subject_height_mm=subject_height, method=method)
     rig, rep = run_calibration(_load_poses(poses2d, intrinsics), options)
     if report is not None:
@@ -76,7 +70,7 @@ def calibrate(
     typer.echo(f"wrote {out} (units: {rig.units})")
 
 
-@app.command()
+@app.command(outputs={"out": FILE})
 def triangulate(
     poses2d: Path = _POSES,
     rig: Path = typer.Option(..., "--rig", help="rig.json with the cameras (extrinsics required)."),
@@ -84,6 +78,7 @@ def triangulate(
     robust: bool = typer.Option(
         True, "--robust/--plain", help="View rejection and left/right swap repair, or a plain weighted DLT."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Triangulate 2D joints with a known rig into 3D labels (labels.npz)."""
     import numpy as np
@@ -92,9 +87,8 @@ def triangulate(
     from ..formats import Poses2D
     from ..labelling import LabelOptions, label_poses
 
-    _check_out(out, "output")
     options = LabelOptions() if robust else LabelOptions(triangulation=None)
-    res = label_poses(Poses2D.load(poses2d), Rig.load(rig), options=options, progress=True)
+    res = label_poses(Poses2D.load(poses2d), Rig.load(rig), options=options, progress=not quiet)
     res.labels.save(out)
     valid, reproj = res.labels.valid, res.labels.reprojection_error
     median = np.nanmedian(reproj[:, valid]) if valid.any() else float("nan")
@@ -103,7 +97,7 @@ def triangulate(
     )
 
 
-@app.command()
+@app.command(outputs={"out": FILE, "rig_out": FILE, "summary_json": FILE})
 def label(
     poses2d: Path = _POSES,
     out: Path = typer.Option(..., "-o", "--out", help="Where to write labels.npz."),
@@ -132,6 +126,7 @@ def label(
     max_offset: int = typer.Option(
         30, "--max-offset", help="With --sync auto: largest offset tried, frames."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Self-calibrate (unless --rig) and triangulate: 2D joints -> 3D pseudo-labels (labels.npz)."""
     from ..camera import Rig
@@ -140,7 +135,6 @@ def label(
     from ..labelling import LabelOptions, label_poses
     from ..sync import SyncOptions
 
-    _check_out(out, "output")
     if sync not in ("none", "auto"):
         raise InputError(f"--sync must be 'none' or 'auto', got {sync!r}")
     options = LabelOptions(
@@ -149,7 +143,7 @@ def label(
         calibration=CalibrationOptions(subject_height_mm=subject_height),
     )
     known = Rig.load(rig) if rig is not None else None
-    res = label_poses(_load_poses(poses2d, intrinsics), known, options=options, progress=True)
+    res = label_poses(_load_poses(poses2d, intrinsics), known, options=options, progress=not quiet)
     outputs = [(out, res.labels.save)]
     if rig_out is not None:
         outputs.append((rig_out, res.rig.save))

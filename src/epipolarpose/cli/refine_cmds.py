@@ -7,14 +7,14 @@ from pathlib import Path
 
 import typer
 
-from ._app import sub_app
+from ._app import FILE, sub_app
 
 refine_app = sub_app(
     "refine", "Refinement unit: clean 3D pose predictions with an MLP trained on motion capture."
 )
 
 
-@refine_app.command("train")
+@refine_app.command("train", outputs={"output": FILE, "save_error_model": FILE})
 def train(
     mocap: list[Path] = typer.Option(
         ..., "--mocap", help="BVH file or folder (searched recursively); repeat for several."
@@ -109,7 +109,7 @@ def train(
     typer.echo(f"wrote {output} (final loss {run.history[-1]['loss']:.4f})")
 
 
-@refine_app.command("apply")
+@refine_app.command("apply", outputs={"output": FILE})
 def apply(
     checkpoint: Path = typer.Argument(..., help="Refiner checkpoint from `refine train`."),
     predictions: Path = typer.Argument(

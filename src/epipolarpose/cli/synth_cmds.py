@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import InputError
-from ._app import app
+from ._app import FOLDER, app
 
 
 def _parse_offsets(text: str | None) -> tuple[int, ...] | None:
@@ -27,7 +27,7 @@ def _parse_range(text: str, option: str) -> tuple[float, float]:
     return lo, hi
 
 
-@app.command()
+@app.command(outputs={"out": FOLDER})
 def synth(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder for poses2d.npz and gt.npz."),
     bvh: list[Path] = typer.Option(
@@ -67,9 +67,11 @@ def synth(
     no_intrinsics: bool = typer.Option(
         False, "--no-intrinsics", help="Leave K and dist out of poses2d.npz (fully uncalibrated input)."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Project motion capture through a rig into noisy 2D detections (poses2d.npz) and gt.npz."""
     from ..camera import Rig
+    from ..io import write_together
     from ..mocap import DEFAULT_BVH
     from ..synthetic import NoiseModel, corruption_stats, default_rig, synthesize_clips
 
@@ -84,11 +86,12 @@ def synth(
         score_clean=_parse_range(clean_scores, "--clean-scores"),
         score_corrupted=_parse_range(corrupted_scores, "--corrupted-scores"),
     )
-    poses2d, gt = synthesize_clips(paths, the_rig, noise, fps=fps, seed=seed, frames=frames)
+    poses2d, gt = synthesize_clips(
+        paths, the_rig, noise, fps=fps, seed=seed, frames=frames, progress=not quiet
+    )
     if no_intrinsics:
         poses2d.K = poses2d.dist = None
-    poses2d.save(out / "poses2d.npz")
-    gt.save(out / "gt.npz")
+    write_together([(out / "poses2d.npz", poses2d.save), (out / "gt.npz", gt.save)])
 
     typer.echo(
         f"wrote {out / 'poses2d.npz'} and {out / 'gt.npz'}: {poses2d.num_frames} frames at {fps:g} fps "

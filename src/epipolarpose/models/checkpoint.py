@@ -8,12 +8,21 @@ Two kinds of file load with :func:`load_model`:
 * Lightning ``.ckpt`` files written by ``epipolarpose train``: the LightningModule keeps the
   network as ``self.model`` (so its weights are the ``model.*`` entries of ``state_dict``) and its
   hyper-parameters contain the config dict under ``model_config``.
+
+Both carry a SHA-256 of their weights (:func:`weights_digest`: every tensor's name, dtype, shape
+and bytes): ours under ``weights_sha256``, Lightning's under :data:`LIGHTNING_DIGEST_KEY` (written
+by :func:`weights_digest_callback`, which ``epipolarpose train`` adds to its trainer).
+:func:`load_model` recomputes it and refuses a file whose weights changed since they were saved
+(a damaged copy would otherwise load and predict garbage). Files without a digest (written before
+it existed, or by another tool) load as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +34,48 @@ from .posenet import PoseNet, PoseNetConfig
 from .resnet import state_dict_mismatch
 
 FORMAT = "epipolarpose.posenet"
+#: Where a Lightning checkpoint keeps the digest of its ``state_dict``.
+LIGHTNING_DIGEST_KEY = "epipolarpose_weights_sha256"
+
+
+def weights_digest(state: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a state dict's tensors: names, dtypes, shapes and bytes, in name order
+    (entries that are not tensors are left out)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        v = state[name]
+        if not isinstance(v, torch.Tensor):
+            continue
+        t = v.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(v.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def check_digest(
+    state: Mapping[str, Any], expected: Any, path: str | os.PathLike, what: str = "checkpoint"
+) -> None:
+    """:class:`InputError` naming ``path`` when ``expected`` (a stored digest) is given and the
+    weights ``state`` do not hash to it."""
+    if expected is None:
+        return
+    if weights_digest(state) != str(expected):
+        raise InputError(
+            f"{what} {path} is damaged: its weights do not match the checksum stored when it was "
+            "saved (copy it again, or use another checkpoint)"
+        )
+
+
+def weights_digest_callback() -> Any:
+    """A Lightning callback that stores :func:`weights_digest` of every checkpoint's
+    ``state_dict`` under :data:`LIGHTNING_DIGEST_KEY` (verified by :func:`load_model`)."""
+    import lightning.pytorch as pl
+
+    class WeightsDigest(pl.Callback):
+        def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+            checkpoint[LIGHTNING_DIGEST_KEY] = weights_digest(checkpoint["state_dict"])
+
+    return WeightsDigest()
 
 
 def save_checkpoint(
@@ -41,6 +92,7 @@ def save_checkpoint(
         "version": 1,
         "model_config": config.to_dict(),
         "state_dict": state,
+        "weights_sha256": weights_digest(state),
         "meta": dict(extra or {}),
     }
     with atomic_path(path) as tmp:
@@ -91,7 +143,11 @@ def load_model(
     ckpt = _read(path, map_location)
     if ckpt.get("format") == FORMAT:
         cfg_dict, state, meta = ckpt.get("model_config"), ckpt.get("state_dict"), dict(ckpt.get("meta") or {})
+        if isinstance(state, dict):
+            check_digest(state, ckpt.get("weights_sha256"), path)
     elif "state_dict" in ckpt and isinstance(ckpt.get("hyper_parameters"), dict):
+        if isinstance(ckpt["state_dict"], dict):
+            check_digest(ckpt["state_dict"], ckpt.get(LIGHTNING_DIGEST_KEY), path)
         hp = ckpt["hyper_parameters"]
         cfg_dict = hp.get("model_config")
         if isinstance(cfg_dict, PoseNetConfig):

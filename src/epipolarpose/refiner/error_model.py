@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..formats import open_npz
 from ..io import save_json, save_npz
 from ..skeleton import LIMB_BONE_NAMES, LIMB_BONES, NUM_JOINTS, ROOT
 from .flips import detect_limb_flips, flip_limbs, limb_flip_eligible
@@ -269,14 +270,13 @@ class ErrorModel:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"error model {path} does not exist")
-        try:
-            if path.suffix.lower() == ".json":
+        if path.suffix.lower() == ".json":
+            try:
                 d = json.loads(path.read_text())
-            else:
-                with np.load(path, allow_pickle=False) as z:
-                    d = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read error model {path}: {e}") from None
+            except (OSError, ValueError) as e:
+                raise InputError(f"cannot read error model {path}: {e}") from None
+        else:
+            d = open_npz(path)
         for key in ("bias", "cov"):
             if key not in d:
                 raise InputError(f"error model {path} lacks the key '{key}'")

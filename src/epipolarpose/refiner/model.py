@@ -38,6 +38,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..io import atomic_path
+from ..models.checkpoint import check_digest, weights_digest
 from ..skeleton import NUM_JOINTS, ROOT
 from .scale import pose_scale
 
@@ -195,10 +196,12 @@ class Refiner(nn.Module):
 
     def save(self, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> None:
         """Write a checkpoint (config, weights incl. normalization buffers, ``meta``) atomically."""
+        weights = {k: v.detach().cpu() for k, v in self.state_dict().items()}
         state = {
             "kind": "epipolarpose-refiner",
             "config": self.config(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "state_dict": weights,
+            "weights_sha256": weights_digest(weights),
             "meta": meta or {},
         }
         with atomic_path(path) as tmp:
@@ -217,6 +220,8 @@ def load_refiner(path: str | os.PathLike, map_location: str | torch.device = "cp
         raise InputError(f"{path} is not a readable refiner checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or state.get("kind") != "epipolarpose-refiner":
         raise InputError(f"{path} is not a refiner checkpoint (written by `epipolarpose refine train`)")
+    if isinstance(state.get("state_dict"), dict):
+        check_digest(state["state_dict"], state.get("weights_sha256"), path, what="refiner checkpoint")
     model = Refiner(**state["config"])
     try:
         model.load_state_dict(state["state_dict"])

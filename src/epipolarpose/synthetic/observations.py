@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..camera import Camera, Rig, distort_normalized
 from ..errors import InputError
@@ -191,6 +192,7 @@ def synthesize_clips(
     fps: float = 50.0,
     seed: int = 0,
     frames: int | None = None,
+    progress: bool = False,
 ) -> tuple[Poses2D, GroundTruth]:
     """:func:`synthesize` of BVH clips (``epipolarpose synth``).
 
@@ -201,6 +203,7 @@ def synthesize_clips(
         fps: resample the motion to this frame rate.
         seed: seed of all random draws.
         frames: keep only the first ``frames`` frames.
+        progress: progress bars on stderr (loading the clips, then projecting).
     Raises:
         InputError: a missing file, ``frames < 1``, or time offsets that do not match the rig.
     """
@@ -211,10 +214,15 @@ def synthesize_clips(
         raise InputError(f"--frames must be positive, got {frames}")
     if noise is not None and noise.time_offsets is not None and len(noise.time_offsets) != len(rig):
         raise InputError(f"--time-offsets has {len(noise.time_offsets)} values for {len(rig)} cameras")
-    poses, clip, _ = load_clips(list(paths), fps=fps, progress=True)
+    poses, clip, _ = load_clips(list(paths), fps=fps, progress=progress)
     if frames is not None:
         poses, clip = poses[:frames], clip[:frames]
-    return synthesize(poses, rig, noise, seed=seed, clip=clip, fps=fps)
+    with tqdm(
+        total=1, desc=f"projecting {len(poses)} frames", unit="step", disable=not progress or None
+    ) as bar:
+        out = synthesize(poses, rig, noise, seed=seed, clip=clip, fps=fps)
+        bar.update()
+    return out
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import warnings
@@ -39,7 +40,7 @@ from ..formats import Labels, Poses2D
 from ..io import save_json
 from ..labelling import label_poses
 from ..mocap import list_shared_clips
-from ..models.checkpoint import load_model, save_checkpoint
+from ..models.checkpoint import load_model, save_checkpoint, weights_digest_callback
 from ..models.posenet import PoseNet, PoseNetConfig
 from ..synthetic.render import RenderConfig
 from .data import MultiViewDataset, MultiViewFrames, eval_render_config, make_loader
@@ -330,6 +331,10 @@ def build_trainer(opts: TrainOptions) -> Any:
     Built before any output is written, so that invalid device/precision settings fail first.
     """
     out = Path(opts.out)
+    # Lightning's banners, tips ("💡 Tip: ...") and deprecation notices are not ours to print
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"lightning\.")
     ckpt_cb = ModelCheckpoint(
         dirpath=out / "checkpoints",
         save_last=True,
@@ -337,7 +342,7 @@ def build_trainer(opts: TrainOptions) -> Any:
         every_n_train_steps=max(1, opts.checkpoint_every),
         save_on_train_epoch_end=True,
     )
-    callbacks: list[Any] = [ckpt_cb]
+    callbacks: list[Any] = [ckpt_cb, weights_digest_callback()]
     if opts.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=5))
     try:
