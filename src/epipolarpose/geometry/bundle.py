@@ -58,12 +58,16 @@ class BundleObservations:
         cam_idx, pt_idx: (M,) camera and point of every observation.
         xy: (M, 2) undistorted normalized coordinates (computed with the initial focal lengths).
         weights: (M,) confidences (default 1).
+        sigma_px: (M,) noise scale of every observation in pixels (default 1): residuals are
+            divided by it, and the robust loss's ``f_scale_px`` is then in units of sigma (a
+            heteroscedastic model, e.g. one scale per landmark).
     """
 
     cam_idx: np.ndarray
     pt_idx: np.ndarray
     xy: np.ndarray
     weights: np.ndarray | None = None
+    sigma_px: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ class BundleOptions:
     f_scale_px: float = 4.0
     max_nfev: int = 30
     irls_rounds: int = 3
+
+
+#: Bounds of the focal-length factors bundle adjustment may apply.
+FOCAL_RANGE = (0.25, 4.0)
 
 
 def _robust_weights(r_px: np.ndarray, loss: str, f_scale: float) -> np.ndarray:
@@ -106,6 +114,7 @@ class _ReducedProblem:
     t0: np.ndarray  # (C, 3) initial translations
     O: np.ndarray  # (N, C, 2) observations
     W: np.ndarray  # (N, C) confidences
+    S: np.ndarray  # (N, C) noise scales, pixels
     focal: np.ndarray  # (C,)
     refine_focal: bool
     X: np.ndarray  # (N, 3)
@@ -114,7 +123,7 @@ class _ReducedProblem:
     def __post_init__(self) -> None:
         N, C = self.W.shape
         self.seen = self.W > 0
-        self.base = np.sqrt(self.W) * self.focal  # (N, C) pixel scale of each residual
+        self.base = np.sqrt(self.W) / self.S * self.focal  # (N, C) scale of each residual
         self.nc = 6 * (C - 1)
         self.nf = C if self.refine_focal else 0
         self.irls = np.ones((N, C))
@@ -127,6 +136,13 @@ class _ReducedProblem:
         ts = np.concatenate([self.t0[:1], cp[:, 3:]])
         s = p[self.nc : self.nc + self.nf] if self.nf else np.ones(C)
         return Rs, ts, s
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Poses are free; focal factors stay within :data:`FOCAL_RANGE` (a focal length that
+        shrinks towards zero or changes sign is a degenerate fit, not a camera)."""
+        lo = np.concatenate([np.full(self.nc, -np.inf), np.full(self.nf, FOCAL_RANGE[0])])
+        hi = np.concatenate([np.full(self.nc, np.inf), np.full(self.nf, FOCAL_RANGE[1])])
+        return lo, hi
 
     def initial(self) -> np.ndarray:
         """Parameter vector of the initial rig (unit focal factors)."""
@@ -157,7 +173,7 @@ class _ReducedProblem:
         """Optimal points for given cameras: weighted DLT (depth-reweighted), then Gauss-Newton."""
         N, C = self.W.shape
         P = np.concatenate([Rs, ts[:, :, None]], -1)
-        Xp = triangulate_dlt(P, self.O / s[:, None], np.sqrt(self.W) * self.irls)
+        Xp = triangulate_dlt(P, self.O / s[:, None], np.sqrt(self.W) / self.S * self.irls)
         bad = ~np.isfinite(Xp).all(-1)
         Xp[bad] = self.X[bad]
         for _ in range(iters):
@@ -197,7 +213,8 @@ class _ReducedProblem:
         return Jr.reshape(N * 2 * C, nc + nf)
 
     def pixel_errors(self, p: np.ndarray) -> np.ndarray:
-        """Unweighted pixel errors (N, C) of the current points under parameters ``p``."""
+        """Errors (N, C) of the current points under parameters ``p``, in units of sigma (pixels
+        when every sigma is 1), without the confidences and robust weights."""
         Rs, ts, s = self.unpack(p)
         keep = self.irls
         self.irls = np.ones_like(keep)
@@ -237,14 +254,17 @@ def bundle_adjust(
     pt_idx = np.asarray(observations.pt_idx, dtype=np.int64)
     O = np.zeros((N, C, 2))
     W = np.zeros((N, C))
+    S = np.ones((N, C))
     O[pt_idx, cam_idx] = observations.xy
     w = observations.weights
     W[pt_idx, cam_idx] = 1.0 if w is None else np.asarray(w, dtype=np.float64)
+    if observations.sigma_px is not None:
+        S[pt_idx, cam_idx] = np.asarray(observations.sigma_px, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64).copy()
-    prob = _ReducedProblem(R, t, O, W, focal, options.refine_focal, X)
+    prob = _ReducedProblem(R, t, O, W, S, focal, options.refine_focal, X)
     p = prob.initial()
     seen = prob.seen
-    e0 = prob.pixel_errors(p)[seen]
+    e0 = (prob.pixel_errors(p) * S)[seen]
     med0 = float(np.median(e0)) if e0.size else 0.0
     nfev, ok = 0, True
     for it in range(options.irls_rounds if options.loss != "linear" else 1):
@@ -255,11 +275,13 @@ def bundle_adjust(
             prob.solve_points(*prob.unpack(p), iters=5)
             break
         solver = dict(method="trf", x_scale="jac", tr_solver="exact", xtol=1e-8, ftol=1e-8)
-        res = least_squares(prob.residuals, p, jac=prob.jacobian, max_nfev=options.max_nfev, **solver)
+        res = least_squares(
+            prob.residuals, p, jac=prob.jacobian, bounds=prob.bounds(), max_nfev=options.max_nfev, **solver
+        )
         p, nfev, ok = res.x, nfev + int(res.nfev), ok and res.status > 0
     prob.irls = _robust_weights(prob.pixel_errors(p), options.loss, options.f_scale_px)
     Rs, ts, s = prob.unpack(p)
     prob.solve_points(Rs, ts, s, iters=3)
-    e1 = prob.pixel_errors(p)[seen]
+    e1 = (prob.pixel_errors(p) * S)[seen]
     med1 = float(np.median(e1)) if e1.size else 0.0
     return BundleResult(Rs, ts, prob.X, np.asarray(s, dtype=np.float64).copy(), med0, med1, nfev, ok)

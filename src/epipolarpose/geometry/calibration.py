@@ -1,22 +1,30 @@
-"""Self-calibration of a static camera rig from 2D human joints (the default of ``epipolarpose
-label``), as four stages that each return a small typed result:
+"""Self-calibration of a static camera rig from 2D human landmarks (the default of
+``epipolarpose label``), in stages that each return a small typed result:
 
-1. :func:`pairwise_relative_poses`: for every camera pair, correspondences are pooled over all
-   frames and joints seen by both with a confidence >= ``min_score``; a robust relative pose
+1. the detections it calibrates on (:func:`calibration_detections`): the detector's own
+   landmarks when the file has them (``keypoints_native``: wrists, heels, toes are the same
+   physical point in every view; derived joints such as the pelvis are not), else the joints;
+   left/right pairs come from their names. Frames are sampled first (``max_frames``), so the
+   cost does not grow with the sequence;
+2. :func:`pairwise_relative_poses`: for every camera pair, correspondences are pooled over the
+   frames and landmarks seen by both with a confidence >= ``min_score``; a robust relative pose
    (poselib LO-RANSAC 5-point, or OpenCV USAC-MAGSAC) is estimated on at most
    ``max_ransac_points`` of them spread over the sequence;
-2. :func:`assemble_rig`: the pairs whose relative rotations agree are found by a consensus over
-   spanning trees of the camera graph, their rotations averaged (chordal L2, pairs that disagree
-   with the average by more than ``max(3 x median, 2°)`` dropped and redone), and camera positions
-   follow from the pairwise translation directions (:mod:`.rig_assembly`);
-3. :func:`refine_rig`: a sample of frames is triangulated robustly and a sparse bundle adjustment
-   refines all camera poses (camera 0 fixed), optionally the focal lengths, and the sampled 3D
-   joints with a robust (soft-L1) loss;
-4. gauge: world = camera 0's frame, the distance camera 0 -> camera 1 is 1 (``units =
-   "arbitrary"``) unless a subject height makes it metric (:func:`make_metric`).
+3. :func:`assemble_rig`: the pairs whose relative rotations agree are found by a consensus over
+   spanning trees of the camera graph, their rotations averaged, and camera positions follow
+   from the pairwise translation directions (:mod:`.rig_assembly`);
+4. :func:`starting_rigs`: when the pairs disagree (real detectors: two-view geometry can fit a
+   wrong pose better than the true one), rigs grown from each of the best pairs too
+   (:mod:`.rig_init`), ranked by a quick robust adjustment of all views (:func:`~.rig_refinement.rig_cost`);
+5. :func:`refine_rig`: a robust bundle adjustment of the best start on a sample of frames, with
+   a noise scale measured per landmark and view side (:mod:`.rig_refinement`), optionally the
+   focal lengths;
+6. gauge: world = camera 0's frame, the distance camera 0 -> camera 1 is 1 (``units =
+   "arbitrary"``) unless a subject height makes it metric (:func:`make_metric`). The labelling run
+   levels it afterwards.
 
-Every joint is undistorted once, batched (:mod:`.observations`). The paper's per-frame recipe is
-in :mod:`.per_frame`.
+Every landmark is undistorted once, batched (:mod:`.observations`). The paper's per-frame recipe
+is in :mod:`.per_frame`.
 """
 
 from __future__ import annotations
@@ -32,16 +40,12 @@ from ..formats import Poses2D
 from ..skeleton import metric_scale
 from ..timing import Timer
 from . import single_threaded
-from .bundle import BundleObservations, BundleOptions, bundle_adjust
-from .epipolar import RelativePose, RelativePoseOptions, relative_pose
+from .epipolar import RelativePose, RelativePoseOptions, essential_from_pose, relative_pose, sampson_error
 from .observations import NormalizedViews, normalize_views, normalized_observations
-from .rig_assembly import (
-    normalize_gauge,
-    robust_rotation_averaging,
-    translations_from_directions,
-    translations_from_points,
-)
-from .triangulation import TriangulationOptions, triangulate_robust, undo_swaps
+from .rig_assembly import robust_rotation_averaging, translations_from_directions
+from .rig_init import incremental_rig
+from .rig_refinement import RefinementOptions, rig_cost, robust_bundle_adjustment
+from .triangulation import TriangulationOptions, triangulate_robust
 
 __all__ = [
     "CalibrationOptions",
@@ -52,9 +56,13 @@ __all__ = [
     "RigEstimate",
     "assemble_rig",
     "calibrate",
+    "calibration_detections",
     "make_metric",
+    "noise_scale",
     "pairwise_relative_poses",
     "refine_rig",
+    "select_start",
+    "starting_rigs",
 ]
 
 
@@ -73,6 +81,15 @@ class CalibrationOptions:
         ba_frames: frames sampled for bundle adjustment.
         min_inlier_rate: pairs with fewer inliers (in front of both cameras) are skipped.
         seed: RANSAC seed.
+        landmarks: what to calibrate on: ``"auto"`` (the detector's own landmarks when the file
+            has them, else the joints), ``"native"`` or ``"joints"``.
+        noise_model: noise scales of the robust adjustment: ``"view"`` (per landmark and view
+            side), ``"landmark"`` or ``"none"`` (see :mod:`.rig_refinement`).
+        robust_scale: Cauchy scale of the adjustment, in units of each observation's noise scale.
+        max_starts: rigs grown from the best pairs, tried when the pairs disagree.
+        max_frames: frames sampled (evenly) for the pairwise poses; calibration does not grow
+            with the sequence beyond it.
+        select_frames: frames of the quick adjustment that ranks starting rigs.
     """
 
     refine_focal: bool | None = None
@@ -84,6 +101,12 @@ class CalibrationOptions:
     ba_frames: int = 600
     min_inlier_rate: float = 0.25
     seed: int = 0
+    landmarks: str = "auto"
+    noise_model: str = "view"
+    robust_scale: float = 2.0
+    max_starts: int = 6
+    max_frames: int = 5000
+    select_frames: int = 150
 
 
 @dataclass
@@ -129,6 +152,9 @@ class CalibrationReport:
     ba_observations: int = 0
     ba_median_error_px: tuple[float, float] = (float("nan"), float("nan"))
     scale_to_mm: float | None = None
+    landmarks: list[str] = field(default_factory=list)
+    noise_px: dict[str, list[float]] = field(default_factory=dict)
+    starts: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -143,6 +169,9 @@ class CalibrationReport:
             "ba_observations": self.ba_observations,
             "ba_median_error_px": {"before": self.ba_median_error_px[0], "after": self.ba_median_error_px[1]},
             "scale_to_mm": self.scale_to_mm,
+            "landmarks": self.landmarks,
+            "noise_px": self.noise_px,
+            "starts": self.starts,
             "timings_s": self.timings,
             "warnings": self.warnings,
         }
@@ -180,18 +209,21 @@ class RigEstimate:
     t: np.ndarray  # (C, 3)
     pairs_used: list[tuple[int, int]]
     warning: str | None = None
+    consistent: bool = True  # every estimated pair used, rotations within 2° of the average
+    name: str = "averaged"
 
 
 @dataclass
 class RefinedRig:
-    """Stage 3: the bundle-adjusted rig in the gauge of :func:`~.rig_assembly.normalize_gauge`."""
+    """Stage 5: the bundle-adjusted rig in the gauge of :func:`~.rig_assembly.normalize_gauge`."""
 
     R: np.ndarray  # (C, 3, 3)
     t: np.ndarray  # (C, 3)
     focal_scale: np.ndarray  # (C,)
-    frames: np.ndarray  # indices of the sampled frames
+    frames: np.ndarray  # indices of the sampled frames (into the calibration sample)
     observations: int
     median_error_px: tuple[float, float]  # before, after
+    noise_px: np.ndarray  # (J, 4) per landmark: front, side, back, all
 
 
 def _pair_name(names: list[str], i: int, j: int) -> str:
@@ -265,14 +297,15 @@ def assemble_rig(C: int, pairwise: PairwisePoses) -> RigEstimate:
     t = translations_from_directions(avg.R, used, dirs, wts[avg.keep])
     worst = float(avg.residual_deg.max()) if len(avg.residual_deg) else 0.0
     warning = None
-    if len(used) < len(pairs) or worst > 2.0:
+    consistent = len(used) == len(pairs) and worst <= 2.0
+    if not consistent:
         warning = (
             f"two-view relative rotations disagree by up to {worst:.1f}° ({len(pairs) - len(used)} of "
             f"{len(pairs)} pairs left out): weak geometry (the person moves little, or is small in "
             "the images); the rig may be off by a degree or more. A longer sequence in which the "
             "person walks around helps."
         )
-    return RigEstimate(avg.R, t, used, warning)
+    return RigEstimate(avg.R, t, used, warning, consistent)
 
 
 def _sample_frames(w: np.ndarray, count: int) -> np.ndarray:
@@ -287,71 +320,124 @@ def _sample_frames(w: np.ndarray, count: int) -> np.ndarray:
     return np.unique(sel)
 
 
-def refine_rig(
-    views: NormalizedViews, estimate: RigEstimate, options: CalibrationOptions, refine_focal: bool
-) -> RefinedRig:
-    """Stage 3: bundle adjustment of the rig on a sample of frames.
+def noise_scale(views: NormalizedViews, pairwise: PairwisePoses, options: CalibrationOptions) -> float:
+    """A first noise scale of the detections (pixels): the median over the pairs of the median
+    Sampson distance of their correspondences to their estimated epipolar geometry."""
+    good = views.w >= max(options.min_score, 1e-9)
+    f = float(np.mean(views.focal))
+    medians = []
+    for (i, j), rp in pairwise.poses.items():
+        m = good[i] & good[j]
+        e = sampson_error(essential_from_pose(rp.R, rp.t), views.xn[i][m], views.xn[j][m])
+        medians.append(float(np.median(e)) * f)
+    return max(float(np.median(medians)), 0.5) if medians else options.threshold_px / 2
 
-    Translations are first re-estimated from all correspondences of the sample
-    (:func:`~.rig_assembly.translations_from_points`; robust: twice, the second time with the
-    views that robust triangulation kept, swaps undone; the pairwise-direction estimate is the
-    fallback); the kept views of the robustly triangulated sample are then adjusted.
-    """
-    C = len(views.cameras)
-    focal = views.focal
+
+def _refinement_options(options: CalibrationOptions, refine_focal: bool) -> RefinementOptions:
+    return RefinementOptions(
+        min_score=options.min_score,
+        threshold_px=options.threshold_px,
+        robust_scale=options.robust_scale,
+        noise_model=options.noise_model,
+        refine_focal=refine_focal,
+    )
+
+
+def starting_rigs(
+    views: NormalizedViews, pairwise: PairwisePoses, averaged: RigEstimate, options: CalibrationOptions
+) -> list[RigEstimate]:
+    """Stage 4: the averaged rig, and when the pairs disagree rigs grown from each of the
+    ``max_starts`` pairs with the most inliers (:func:`~.rig_init.incremental_rig`)."""
+    starts = [averaged]
+    if averaged.consistent:
+        return starts
+    best = sorted(pairwise.poses.items(), key=lambda kv: -int(kv[1].inliers.sum()))[: options.max_starts]
+    for (i, j), pose in best:
+        rig = incremental_rig(views, (i, j), pose, options.min_score, options.threshold_px)
+        if rig is not None:
+            starts.append(RigEstimate(rig[0], rig[1], [(i, j)], consistent=False, name=f"from pair {i}-{j}"))
+    return starts
+
+
+def select_start(
+    views: NormalizedViews,
+    starts: list[RigEstimate],
+    sigma0: float,
+    options: CalibrationOptions,
+    refine_focal: bool,
+) -> tuple[RigEstimate, list[dict[str, Any]]]:
+    """The starting rig whose quick robust adjustment explains a sample of frames best (lowest
+    :func:`~.rig_refinement.rig_cost`), and every start's cost."""
+    if len(starts) == 1:
+        return starts[0], []
+    sample = views.take_frames(_sample_frames(views.w, options.select_frames))
+    ropts = _refinement_options(options, refine_focal)
+    costs = [rig_cost(sample, s.R, s.t, sigma0, ropts).cost for s in starts]
+    k = int(np.argmin(costs))
+    return starts[k], [{"start": s.name, "cost": c} for s, c in zip(starts, costs)]
+
+
+def refine_rig(
+    views: NormalizedViews, start: RigEstimate, sigma0: float, options: CalibrationOptions, refine_focal: bool
+) -> RefinedRig:
+    """Stage 5: the robust bundle adjustment (:func:`~.rig_refinement.robust_bundle_adjustment`)
+    of the rig on ``ba_frames`` frames spread over the sample."""
     sel = _sample_frames(views.w, options.ba_frames)
-    xn, w = views.xn[:, sel], views.w[:, sel]
-    good = w >= max(options.min_score, 1e-9)
-    left_right = tuple(map(tuple, views.left_right.tolist()))
-    tri_options = TriangulationOptions(min_threshold_px=options.threshold_px, left_right=left_right)
-    Rs, ts = estimate.R, estimate.t
-    xt, wt = xn, np.where(good, w, 0.0)
-    for _ in range(2):
-        ts_pts = translations_from_points(Rs, xt.reshape(C, -1, 2), wt.reshape(C, -1))
-        if np.isfinite(ts_pts).all():
-            ts = ts_pts
-        Rt = np.concatenate([Rs, ts[:, :, None]], -1)
-        tri = triangulate_robust(Rt, xn, w, focal, tri_options)
-        xt, wt = undo_swaps(xn, w, tri.swapped, views.left_right)  # the kept views, swaps undone
-        wt = np.where(tri.used, wt, 0.0)
-    pts_ok = tri.valid.reshape(-1)
-    X0 = tri.points.reshape(-1, 3)[pts_ok]
-    used_v = tri.used.reshape(C, -1)[:, pts_ok]  # (C, N)
-    xs, ws = undo_swaps(xn, w, tri.swapped, views.left_right)
-    xs = xs.reshape(C, -1, 2)[:, pts_ok]
-    ws = ws.reshape(C, -1)[:, pts_ok]
-    cam_idx, pt_idx = np.nonzero(used_v & (ws > 0))
-    if len(X0) < 8:
-        raise InputError("too few joints could be triangulated for bundle adjustment (need >= 8)")
-    obs = BundleObservations(cam_idx, pt_idx, xs[cam_idx, pt_idx], ws[cam_idx, pt_idx])
-    ba_options = BundleOptions(refine_focal=refine_focal, f_scale_px=options.threshold_px / 2)
-    ba = bundle_adjust(Rs, ts, X0, focal, obs, ba_options)
-    Rb, tb, _, _ = normalize_gauge(ba.R, ba.t, ba.X)
-    errors = (ba.median_error_initial_px, ba.median_error_final_px)
-    return RefinedRig(Rb, tb, ba.focal_scale, sel, len(cam_idx), errors)
+    fit = robust_bundle_adjustment(
+        views.take_frames(sel), start.R, start.t, sigma0, _refinement_options(options, refine_focal)
+    )
+    if fit.observations < 8:
+        raise InputError("too few landmarks could be triangulated for bundle adjustment (need >= 8)")
+    return RefinedRig(fit.R, fit.t, fit.focal_scale, sel, fit.observations, fit.median_error_px, fit.sigma_px)
 
 
 def make_metric(
     rig: Rig, poses2d: Poses2D, frames: np.ndarray, options: CalibrationOptions
 ) -> tuple[Rig, float]:
-    """Scale a rig to mm from the subject's height: the sample ``frames`` are triangulated with
-    the rig and compared with ``options.subject_height_mm`` (:func:`~epipolarpose.skeleton.metric_scale`).
+    """Scale a rig to mm from the subject's height: the ``frames`` are triangulated with the rig
+    and compared with ``options.subject_height_mm`` (:func:`~epipolarpose.skeleton.metric_scale`).
     Returns the metric rig and the scale factor."""
     Rt = np.stack([c.Rt for c in rig.cameras])
-    xn, w = normalized_observations(poses2d, rig)
+    xn, w = normalized_observations(poses2d.take_frames(frames), rig)
     tri_options = TriangulationOptions(min_threshold_px=options.threshold_px)
-    tri = triangulate_robust(Rt, xn[:, frames], w[:, frames], rig.K[:, 0, 0], tri_options)
+    tri = triangulate_robust(Rt, xn, w, rig.K[:, 0, 0], tri_options)
     s = metric_scale(tri.points, options.subject_height_mm)
     metric = rig.transformed(np.eye(3), np.zeros(3), scale=s)
     metric.units = "mm"
     return metric, s
 
 
+def calibration_detections(poses2d: Poses2D, landmarks: str = "auto") -> Poses2D:
+    """The detections calibration works on: the native landmarks as joints (``"auto"`` when
+    present, ``"native"``), or the joints themselves (``"joints"``)."""
+    if landmarks not in ("auto", "native", "joints"):
+        raise InputError(f"landmarks must be auto, native or joints, got {landmarks!r}")
+    if landmarks == "joints" or (landmarks == "auto" and not poses2d.has_native):
+        return poses2d
+    if not poses2d.has_native:
+        raise InputError(
+            "calibration on native landmarks asked for, but the detections have none (keypoints_native)"
+        )
+    return replace(
+        poses2d,
+        keypoints=poses2d.keypoints_native,
+        scores=poses2d.scores_native,
+        joint_names=list(poses2d.joint_names_native),
+        keypoints_native=None,
+        scores_native=None,
+        joint_names_native=None,
+    )
+
+
+def _even(num_frames: int, count: int) -> np.ndarray:
+    return np.unique(np.linspace(0, num_frames - 1, min(count, num_frames)).round().astype(np.int64))
+
+
 @single_threaded
 def calibrate(
     poses2d: Poses2D, options: CalibrationOptions = CalibrationOptions()
 ) -> tuple[Rig, CalibrationReport]:
-    """Self-calibrate a static rig from multi-view 2D joints (see the module docstring).
+    """Self-calibrate a static rig from multi-view 2D landmarks (see the module docstring).
 
     Args:
         poses2d: the detections (C >= 2 cameras); their ``K``/``dist`` when present (see
@@ -365,25 +451,35 @@ def calibrate(
             zero baseline (two-camera rigs), or a camera shares no usable pair with the others.
     """
     timer = Timer()
+    detections = calibration_detections(poses2d, options.landmarks)
     with timer("undistort"):
-        views = normalize_views(poses2d)
+        frames = _even(poses2d.num_frames, options.max_frames)
+        views = normalize_views(detections, frames)
     refine_focal = not views.intrinsics_known if options.refine_focal is None else options.refine_focal
     C = poses2d.num_cameras
     report = CalibrationReport(intrinsics_known=views.intrinsics_known, focal_refined=bool(refine_focal))
+    report.landmarks = list(detections.joint_names)
     with timer("relative_poses"):
         pairwise = pairwise_relative_poses(views, poses2d.camera_names, options)
     report.pairs = pairwise.reports
     with timer("rig_assembly"):
-        estimate = assemble_rig(C, pairwise)
-    report.pairs_used = estimate.pairs_used
-    if estimate.warning:
-        report.warnings.append(estimate.warning)
+        averaged = assemble_rig(C, pairwise)
+        sigma0 = noise_scale(views, pairwise, options)
+    report.pairs_used = averaged.pairs_used
+    with timer("starting_rigs"):
+        starts = starting_rigs(views, pairwise, averaged, options)
+        start, report.starts = select_start(views, starts, sigma0, options, bool(refine_focal))
+    if averaged.warning and start is averaged:
+        report.warnings.append(averaged.warning)
     with timer("bundle_adjustment"):
-        refined = refine_rig(views, estimate, options, bool(refine_focal))
+        refined = refine_rig(views, start, sigma0, options, bool(refine_focal))
     report.ba_frames = len(refined.frames)
     report.ba_observations = refined.observations
     report.ba_median_error_px = refined.median_error_px
     report.focal_scale = refined.focal_scale.tolist()
+    report.noise_px = {
+        n: [round(float(v), 2) for v in row] for n, row in zip(detections.joint_names, refined.noise_px)
+    }
     cams = []
     for c, cam in enumerate(views.cameras.cameras):
         K = cam.K.copy()
@@ -394,6 +490,6 @@ def calibrate(
     rig = Rig(cams, units="arbitrary", name="self-calibrated", extra={"world": "camera0"})
     if options.subject_height_mm is not None:
         with timer("metric_scale"):
-            rig, report.scale_to_mm = make_metric(rig, poses2d, refined.frames, options)
+            rig, report.scale_to_mm = make_metric(rig, poses2d, frames[refined.frames], options)
     report.timings = {**timer.seconds, "total": timer.total()}
     return rig, report

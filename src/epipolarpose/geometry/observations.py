@@ -104,11 +104,18 @@ class NormalizedViews:
         """(C,) mean of ``fx`` and ``fy`` per camera, pixels (the pixel scale of errors)."""
         return self.cameras.K[:, [0, 1], [0, 1]].mean(1)
 
+    def take_frames(self, frames: np.ndarray) -> NormalizedViews:
+        """The same views restricted to ``frames`` (indices)."""
+        return replace(self, xn=self.xn[:, frames], w=self.w[:, frames])
 
-def normalize_views(poses2d: Poses2D) -> NormalizedViews:
-    """Intrinsics (:func:`resolve_intrinsics`) and undistorted observations of the detections;
-    :class:`InputError` where a camera never sees the person (:func:`check_observations`)."""
+
+def normalize_views(poses2d: Poses2D, frames: np.ndarray | None = None) -> NormalizedViews:
+    """Intrinsics (:func:`resolve_intrinsics`) and undistorted observations of the detections
+    (of ``frames`` only, when given: undistortion is the costly part); :class:`InputError` where
+    a camera never sees the person (:func:`check_observations`)."""
     cameras, known = resolve_intrinsics(poses2d)
+    check_observations(poses2d, poses2d.observed())
+    if frames is not None:
+        poses2d = poses2d.take_frames(frames)
     xn, w = normalized_observations(poses2d, cameras)
-    check_observations(poses2d, w)
     return NormalizedViews(cameras, known, xn, w, left_right_pairs(poses2d.joint_names))
