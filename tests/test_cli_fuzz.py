@@ -254,7 +254,7 @@ for name, args in FOLDER_WRITERS.items():
 ROWS.append(("label-same-outputs", "label " + P2 + " -o {out}/x.npz --rig-out {out}/x.npz", None))
 ROWS.append(("train-out-under-file", "train -s full --max-steps 1 -o {a_file}/run", None))
 
-XFAIL = {"label-behind": "lead: geometry"}
+XFAIL: dict[str, str] = {}
 ROWS.append(("label-behind", "label {BAD} -o {out}/l.npz", "poses2d.npz:behind"))
 
 

@@ -314,6 +314,40 @@ class Poses2D:
             extra=dict(self.extra),
         )
 
+    def take_cameras(self, names: Sequence[str]) -> Poses2D:
+        """The detections of the cameras ``names`` (camera names, or indices as strings), in
+        that order; :class:`InputError` for an unknown camera."""
+        index = []
+        for n in names:
+            n = str(n).strip()
+            if n in self.camera_names:
+                index.append(self.camera_names.index(n))
+            elif n.isdigit() and int(n) < self.num_cameras:
+                index.append(int(n))
+            else:
+                raise InputError(f"unknown camera {n!r}; the detections have {', '.join(self.camera_names)}")
+        if len(set(index)) != len(index):
+            raise InputError(f"a camera is named twice in {', '.join(names)}")
+        cams = np.asarray(index, dtype=np.int64)
+
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.asarray(a)[cams]
+
+        return replace(
+            self,
+            keypoints=self.keypoints[cams],
+            scores=self.scores[cams],
+            image_size=self.image_size[cams],
+            camera_names=[self.camera_names[i] for i in index],
+            K=take(self.K),
+            dist=take(self.dist),
+            keypoints_native=take(self.keypoints_native),
+            scores_native=take(self.scores_native),
+            joint_names_native=None if self.joint_names_native is None else list(self.joint_names_native),
+            joint_names=list(self.joint_names),
+            extra=dict(self.extra),
+        )
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Poses2D:
         src = str(path)

@@ -30,6 +30,7 @@ from .geometry.observations import check_observations, normalized_observations, 
 from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
 from .geometry.triangulation import TriangulationOptions, reprojection_errors, triangulate_robust
 from .io import json_default
+from .quality import CameraAgreement, camera_agreement, quality_warnings
 from .skeleton import left_right_pairs, metric_scale
 from .sync import SyncOptions, SyncResult, apply_offsets, estimate_offsets
 from .timing import Timer
@@ -62,12 +63,15 @@ class LabelOptions:
 
 @dataclass
 class CameraSummary:
-    """Reprojection error (pixels, over the camera's observed valid joints) of one camera."""
+    """Reprojection error (pixels, over the camera's observed valid joints) of one camera, and
+    how it agrees with the others (:mod:`epipolarpose.quality`; ``None`` when not checked)."""
 
     name: str
     reprojection_px_median: float
     reprojection_px_p90: float
     observed: int
+    seen: float | None = None
+    agrees: float | None = None
 
 
 @dataclass
@@ -88,6 +92,7 @@ class LabelSummary:
     calibration: CalibrationReport | None = None
     rejection_threshold_px: float | None = None
     sync: SyncResult | None = None
+    quality: list[str] = field(default_factory=list)
 
     @property
     def frames_per_s(self) -> float:
@@ -95,11 +100,11 @@ class LabelSummary:
 
     @property
     def warnings(self) -> list[str]:
-        """Calibration and sync warnings."""
-        out = list(self.calibration.warnings) if self.calibration is not None else []
-        if self.sync is not None:
-            out += [w.removeprefix("warning: ") for w in self.sync.warnings]
-        return out
+        """Sync, calibration and camera-agreement warnings."""
+        out = [w.removeprefix("warning: ") for w in self.sync.warnings] if self.sync is not None else []
+        if self.calibration is not None:
+            out += self.calibration.warnings
+        return out + self.quality
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON summary (``label --summary``)."""
@@ -126,6 +131,7 @@ class LabelSummary:
             frames=self.frames,
             timings_s=self.timings_s,
             frames_per_s=self.frames_per_s,
+            warnings=self.warnings,
         )
         return d
 
@@ -198,6 +204,8 @@ class _Reconstruction:
     swaps_undone: int = 0
     views_rejected: int = 0
     rejection_threshold_px: float | None = None
+    agreement: list[CameraAgreement] = field(default_factory=list)
+    agreement_threshold_px: float = float("nan")
 
 
 def _triangulate(poses2d: Poses2D, rig: Rig, options: LabelOptions, progress: bool) -> _Reconstruction:
@@ -215,7 +223,10 @@ def _triangulate(poses2d: Poses2D, rig: Rig, options: LabelOptions, progress: bo
     tri = triangulate_robust(Rt, xn, w, rig.K[:, [0, 1], [0, 1]].mean(1), tri_options, progress)
     rejected = int(((w > 0) & ~tri.used & tri.valid[None]).sum())
     threshold = float(np.median(tri.threshold_px))
-    return _Reconstruction(rig, tri.points, tri.valid, int(tri.swapped.sum()), rejected, threshold)
+    agreement, agree_px = camera_agreement(rig, xn, w)
+    return _Reconstruction(
+        rig, tri.points, tri.valid, int(tri.swapped.sum()), rejected, threshold, agreement, agree_px
+    )
 
 
 def _per_frame(poses2d: Poses2D, rig: Rig | None, options: LabelOptions, progress: bool) -> _Reconstruction:
@@ -245,12 +256,15 @@ def _summarise(
     cams = []
     for c in range(poses2d.num_cameras):
         e = reprojection[c][rec.valid & obs[c]]
+        agreement = rec.agreement[c] if rec.agreement else None
         cams.append(
             CameraSummary(
                 name=rec.rig[c].name,
                 reprojection_px_median=float(np.median(e)) if e.size else float("nan"),
                 reprojection_px_p90=float(np.percentile(e, 90)) if e.size else float("nan"),
                 observed=int(obs[c].sum()),
+                seen=None if agreement is None else agreement.seen,
+                agrees=None if agreement is None else agreement.agree,
             )
         )
     return LabelSummary(
@@ -311,10 +325,13 @@ def label_poses(
                 rig, report = calibrate(poses2d, options.calibration)
         with timer("triangulation"):
             rec = _triangulate(poses2d, rig, options, progress)
+    warnings, errors = quality_warnings(rec.agreement, rec.agreement_threshold_px)
+    if errors:
+        raise InputError("; ".join(errors))
     with timer("outputs"):
         labels = _make_labels(poses2d, rec, offsets)
     summary = _summarise(poses2d, rec, labels.reprojection_error, options)
-    summary.calibration, summary.sync = report, sync
+    summary.calibration, summary.sync, summary.quality = report, sync, warnings
     summary.pairs = report.pairs if report is not None else []
     summary.timings_s = {**timer.seconds, "total": timer.total()}
     labels.extra["summary_json"] = np.array(json.dumps(summary.as_dict(), default=json_default))

@@ -27,16 +27,19 @@ _HEIGHT = typer.Option(
 )
 
 
-def _load_poses(poses2d: Path, intrinsics: Path | None):
-    """The detections, with ``--intrinsics`` (a ``K.json`` rig) applied when given."""
+def _load_poses(poses2d: Path, intrinsics: Path | None, cameras: str | None = None):
+    """The detections, with ``--intrinsics`` (a ``K.json`` rig, one camera per view of the file)
+    applied, restricted to ``--cameras`` when given."""
     from ..camera import Rig
     from ..formats import Poses2D
     from ..geometry.observations import apply_intrinsics
 
     p2 = Poses2D.load(poses2d)
-    if intrinsics is None:
-        return p2
-    return apply_intrinsics(p2, Rig.load(intrinsics, require_extrinsics=False))
+    if intrinsics is not None:
+        p2 = apply_intrinsics(p2, Rig.load(intrinsics, require_extrinsics=False))
+    if cameras is not None:
+        p2 = p2.take_cameras([c for c in cameras.split(",") if c.strip()])
+    return p2
 
 
 @app.command(outputs={"out": FILE, "report": FILE})
@@ -126,6 +129,12 @@ def label(
     max_offset: int = typer.Option(
         30, "--max-offset", help="With --sync auto: largest offset tried, frames."
     ),
+    cameras: str | None = typer.Option(
+        None,
+        "--cameras",
+        help="Comma-separated camera names (or indices) to use, in this order, e.g. to leave out a "
+        "camera whose detector follows another person. Default: all.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Self-calibrate (unless --rig) and triangulate: 2D joints -> 3D pseudo-labels (labels.npz)."""
@@ -143,7 +152,7 @@ def label(
         calibration=CalibrationOptions(subject_height_mm=subject_height),
     )
     known = Rig.load(rig) if rig is not None else None
-    res = label_poses(_load_poses(poses2d, intrinsics), known, options=options, progress=not quiet)
+    res = label_poses(_load_poses(poses2d, intrinsics, cameras), known, options=options, progress=not quiet)
     outputs = [(out, res.labels.save)]
     if rig_out is not None:
         outputs.append((rig_out, res.rig.save))

@@ -19,6 +19,7 @@ __all__ = [
     "normalize_views",
     "normalized_observations",
     "resolve_intrinsics",
+    "usable",
 ]
 
 
@@ -52,13 +53,29 @@ def resolve_intrinsics(poses2d: Poses2D) -> tuple[Rig, bool]:
     return Rig(cams, units="arbitrary"), known
 
 
+#: Detections farther outside the image than this fraction of its size are not the person: a
+#: detector that fired on nothing, or a corrupted file (they would sit behind the camera).
+OUTSIDE_MARGIN = 0.5
+
+
+def usable(poses2d: Poses2D) -> np.ndarray:
+    """(C, F, J) bool: detected (finite, score > 0) and inside the image, give or take
+    :data:`OUTSIDE_MARGIN` of its size."""
+    size = poses2d.image_size.astype(np.float64)[:, None, None, :]
+    kp = poses2d.keypoints
+    with np.errstate(invalid="ignore"):
+        inside = np.all((kp >= -OUTSIDE_MARGIN * size) & (kp <= (1 + OUTSIDE_MARGIN) * size), axis=-1)
+    return poses2d.observed() & inside
+
+
 def normalized_observations(
     poses2d: Poses2D, rig: Rig, min_score: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Undistorted normalized coordinates (C, F, J, 2) (NaN where unobserved) and weights (C, F, J)
-    (the scores, 0 where unobserved or below ``min_score``)."""
+    (the scores, 0 where unobserved, far outside the image (:func:`usable`) or below
+    ``min_score``)."""
     kp = np.asarray(poses2d.keypoints, dtype=np.float64)
-    obs = poses2d.observed() & (poses2d.scores >= min_score)
+    obs = usable(poses2d) & (poses2d.scores >= min_score)
     kp = np.where(obs[..., None], kp, np.nan)
     xn = rig.undistort(kp)
     w = np.where(obs & np.isfinite(xn).all(-1), poses2d.scores.astype(np.float64), 0.0)
@@ -71,8 +88,8 @@ def check_observations(poses2d: Poses2D, w: np.ndarray) -> None:
     seen = (w > 0).any(axis=(1, 2))
     for c in np.flatnonzero(~seen):
         raise InputError(
-            f"camera {c} ({names[c]!r}) never sees the person: all its joints are missing (NaN) or "
-            "have score 0"
+            f"camera {c} ({names[c]!r}) never sees the person: all its joints are missing (NaN), "
+            "have score 0 or lie far outside the image"
         )
     if poses2d.num_cameras < 2:
         raise InputError(f"need at least 2 cameras to triangulate, got {poses2d.num_cameras}")
@@ -114,7 +131,7 @@ def normalize_views(poses2d: Poses2D, frames: np.ndarray | None = None) -> Norma
     (of ``frames`` only, when given: undistortion is the costly part); :class:`InputError` where
     a camera never sees the person (:func:`check_observations`)."""
     cameras, known = resolve_intrinsics(poses2d)
-    check_observations(poses2d, poses2d.observed())
+    check_observations(poses2d, usable(poses2d))
     if frames is not None:
         poses2d = poses2d.take_frames(frames)
     xn, w = normalized_observations(poses2d, cameras)

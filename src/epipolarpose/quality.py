@@ -1,0 +1,135 @@
+"""Is a labelling run to be trusted? Checks of every camera against the others, with causes.
+
+Real footage fails in ways the geometry alone hides: a single-person detector that follows
+another person in one view (two people in the room), a camera that sees the person in a few
+frames only, a wrong intrinsics file. Each camera's detections are compared with the joints the
+*other* cameras triangulate (:func:`camera_agreement`): a camera that agrees in few frames while
+the others agree is named, with the likely cause.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .camera import Rig
+from .geometry.triangulation import TriangulationOptions, triangulate_robust
+
+__all__ = ["CameraAgreement", "camera_agreement", "quality_warnings"]
+
+#: A frame of a camera agrees when its median joint error is within this many times the typical
+#: error of the best-agreeing camera (or within ``AGREE_FLOOR_PX``).
+AGREE_FACTOR = 4.0
+AGREE_FLOOR_PX = 15.0
+#: A camera that agrees in fewer frames than this, while the others agree in more than
+#: ``GOOD_AGREEMENT``, follows something else (another person).
+BAD_AGREEMENT = 0.5
+GOOD_AGREEMENT = 0.7
+#: A camera that sees the person in fewer frames than this is named.
+RARE_VIEW = 0.2
+
+
+@dataclass
+class CameraAgreement:
+    """How one camera agrees with the others.
+
+    Attributes:
+        name: the camera.
+        seen: fraction of frames in which it sees at least 3 joints.
+        agree: fraction of those frames (where the others triangulate the joints too) in which
+            its joints lie within the agreement threshold of the others' triangulation.
+        median_error_px: median over those frames of its median joint error (pixels).
+    """
+
+    name: str
+    seen: float
+    agree: float
+    median_error_px: float
+
+
+def camera_agreement(
+    rig: Rig, xn: np.ndarray, w: np.ndarray, max_frames: int = 2000
+) -> tuple[list[CameraAgreement], float]:
+    """Every camera's detections against the triangulation of the other cameras.
+
+    Args:
+        rig: C >= 3 cameras.
+        xn: (C, F, J, 2) undistorted normalized detections; w: (C, F, J) weights (0 = missing).
+        max_frames: frames used, evenly spread.
+    Returns:
+        one :class:`CameraAgreement` per camera, and the agreement threshold used (pixels).
+    """
+    C, F = w.shape[:2]
+    frames = np.unique(np.linspace(0, F - 1, min(F, max_frames)).round().astype(np.int64))
+    xn, w = xn[:, frames], w[:, frames]
+    Rt = np.stack([c.Rt for c in rig.cameras])
+    focal = rig.K[:, [0, 1], [0, 1]].mean(1)
+    seen = ((w > 0).sum(-1) >= 3).mean(-1)
+    per_frame = np.full((C, len(frames)), np.nan)
+    if C >= 3:
+        for c in range(C):
+            others = [k for k in range(C) if k != c]
+            tri = triangulate_robust(Rt[others], xn[others], w[others], focal[others], TriangulationOptions())
+            X = tri.points
+            Xc = X @ Rt[c, :, :3].T + Rt[c, :, 3]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                proj = Xc[..., :2] / Xc[..., 2:3]
+            err = np.linalg.norm(proj - xn[c], axis=-1) * focal[c]
+            ok = np.isfinite(err) & (w[c] > 0) & (Xc[..., 2] > 0)
+            enough = ok.sum(-1) >= 3
+            med = np.full(len(frames), np.nan)
+            if enough.any():
+                med[enough] = np.nanmedian(np.where(ok[enough], err[enough], np.nan), axis=-1)
+            per_frame[c] = med
+    # the typical error of the camera that agrees best (one that follows someone else, or a wrong
+    # rig, must not raise the bar for the others)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.nanmedian(per_frame, axis=1)
+    typical = float(np.nanmin(medians)) if np.isfinite(medians).any() else np.nan
+    threshold = max(AGREE_FACTOR * typical, AGREE_FLOOR_PX) if np.isfinite(typical) else np.nan
+    out = []
+    for c in range(C):
+        m = per_frame[c][np.isfinite(per_frame[c])]
+        agree = float(np.mean(m <= threshold)) if m.size else float("nan")
+        med = float(np.median(m)) if m.size else float("nan")
+        out.append(CameraAgreement(rig[c].name, float(seen[c]), agree, med))
+    return out, threshold
+
+
+def quality_warnings(agreement: list[CameraAgreement], threshold_px: float) -> tuple[list[str], list[str]]:
+    """Warnings naming cameras and causes, and the errors (cameras no rig can be trusted with).
+
+    Returns:
+        ``(warnings, errors)``: errors are for a camera that disagrees with the others in most
+        frames while they agree (another person followed, or wrong detections): the labels
+        would mix two people and the rig is not to be trusted.
+    """
+    warnings, errors = [], []
+    for a in agreement:
+        if a.seen < RARE_VIEW:
+            warnings.append(
+                f"camera {a.name!r} sees the person in only {a.seen:.0%} of the frames: it constrains the "
+                "rig little (move it, or check its detections)"
+            )
+    agree = np.array([a.agree for a in agreement], dtype=np.float64)
+    for k, a in enumerate(agreement):
+        others = np.delete(agree, k)
+        if not np.isfinite(a.agree) or not np.isfinite(others).any():
+            continue
+        if a.agree < BAD_AGREEMENT and np.nanmin(others) >= GOOD_AGREEMENT:
+            errors.append(
+                f"camera {a.name!r} disagrees with the other cameras in {1 - a.agree:.0%} of the frames "
+                f"(median error {a.median_error_px:.0f} px, threshold {threshold_px:.0f} px) while they agree "
+                "with each other: its detector probably follows another person (or its detections or "
+                "intrinsics are wrong). Leave it out (label --cameras) or fix its detections"
+            )
+        elif a.agree < BAD_AGREEMENT:
+            warnings.append(
+                f"camera {a.name!r} agrees with the others in only {a.agree:.0%} of the frames (median "
+                f"error {a.median_error_px:.0f} px), and they disagree among themselves too: the rig is "
+                "probably off, or several views follow other people"
+            )
+    return warnings, errors
