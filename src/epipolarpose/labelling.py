@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -24,7 +25,13 @@ from .camera import Rig
 from .errors import InputError
 from .formats import Labels, Poses2D
 from .geometry import single_threaded
-from .geometry.calibration import CalibrationOptions, CalibrationReport, PairReport, calibrate
+from .geometry.calibration import (
+    CalibrationOptions,
+    CalibrationReport,
+    PairReport,
+    calibrate,
+    calibration_detections,
+)
 from .geometry.dlt import triangulate_dlt
 from .geometry.observations import check_observations, normalized_observations, resolve_intrinsics
 from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
@@ -32,7 +39,7 @@ from .geometry.triangulation import TriangulationOptions, reprojection_errors, t
 from .io import json_default
 from .quality import CameraAgreement, camera_agreement, quality_warnings
 from .skeleton import left_right_pairs, metric_scale
-from .sync import SyncOptions, SyncResult, apply_offsets, estimate_offsets
+from .sync import SyncOptions, SyncResult, apply_offsets, check_with_rig, estimate_offsets
 from .timing import Timer
 
 __all__ = ["CameraSummary", "LabelOptions", "LabelResult", "LabelSummary", "check_rig", "label_poses"]
@@ -248,6 +255,39 @@ def _per_frame(poses2d: Poses2D, rig: Rig | None, options: LabelOptions, progres
     return _Reconstruction(rig, X, res.valid)
 
 
+def _synchronize(
+    poses2d: Poses2D,
+    rig: Rig | None,
+    options: LabelOptions,
+    calibrations: dict[bytes, tuple[Rig, CalibrationReport]],
+) -> SyncResult:
+    """Offsets from the 2D tracks (on the landmarks calibration uses), checked with a rig
+    calibrated from all cameras (the known one, or self-calibration) in sequence mode. The
+    self-calibrations made on the way are kept in ``calibrations`` (by offsets)."""
+    assert options.sync is not None
+    tracks = calibration_detections(poses2d, options.calibration.landmarks)
+    sync = estimate_offsets(tracks, options.sync)
+    if options.mode != "sequence":
+        return sync
+
+    def calibrated(shifted: Poses2D) -> Rig:
+        if rig is not None:
+            return rig
+        key = _key(shifted)
+        if key not in calibrations:
+            calibrations[key] = calibrate(shifted, options.calibration)
+        return calibrations[key][0]
+
+    return check_with_rig(poses2d, sync, calibrated, options.sync)
+
+
+def _key(poses2d: Poses2D) -> bytes:
+    """Identity of a set of detections (the memo of :func:`_synchronize`)."""
+    digest = hashlib.sha1(np.ascontiguousarray(poses2d.keypoints).data)
+    digest.update(np.ascontiguousarray(poses2d.scores).data)
+    return digest.digest()
+
+
 def _summarise(
     poses2d: Poses2D, rec: _Reconstruction, reprojection: np.ndarray, options: LabelOptions
 ) -> LabelSummary:
@@ -309,9 +349,10 @@ def label_poses(
         check_rig(rig, poses2d)
     timer = Timer()
     sync = None
+    calibrations: dict[bytes, tuple[Rig, CalibrationReport]] = {}
     if options.sync is not None and offsets is None:
         with timer("sync"):
-            sync = estimate_offsets(poses2d, options.sync)
+            sync = _synchronize(poses2d, rig, options, calibrations)
         offsets = sync.offsets
     if offsets is not None:
         poses2d = apply_offsets(poses2d, offsets)
@@ -322,7 +363,7 @@ def label_poses(
     else:
         if rig is None:
             with timer("calibration"):
-                rig, report = calibrate(poses2d, options.calibration)
+                rig, report = calibrations.get(_key(poses2d)) or calibrate(poses2d, options.calibration)
         with timer("triangulation"):
             rec = _triangulate(poses2d, rig, options, progress)
     warnings, errors = quality_warnings(rec.agreement, rec.agreement_threshold_px)

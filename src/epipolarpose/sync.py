@@ -39,18 +39,21 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .camera import undistort_normalized
+from .camera import Rig, undistort_normalized
 from .errors import InputError
 from .formats import Poses2D
 from .geometry.epipolar import sampson_error
+from .geometry.observations import normalized_observations
+from .geometry.triangulation import TriangulationOptions, triangulate_robust
 
-__all__ = ["SyncOptions", "SyncResult", "apply_offsets", "estimate_offsets"]
+__all__ = ["SyncOptions", "SyncResult", "apply_offsets", "check_with_rig", "estimate_offsets", "rig_errors"]
 
 
 @dataclass
@@ -64,6 +67,10 @@ class SyncResult:
             candidate offset against the reference (NaN where the views overlap too little).
         candidates: (2 * max_offset + 1,) the candidate offsets.
         reference: index of the reference camera.
+        epipolar_offsets: (C,) the offsets of the 2D tracks alone, before :func:`check_with_rig`
+            (None when it did not run).
+        rig_error_px: (C,) with :func:`check_with_rig`: every camera's median error against the
+            others' triangulation at its offset (pixels; NaN for the reference).
     """
 
     offsets: np.ndarray
@@ -72,6 +79,8 @@ class SyncResult:
     candidates: np.ndarray
     reference: int = 0
     warnings: list[str] = field(default_factory=list)
+    epipolar_offsets: np.ndarray | None = None
+    rig_error_px: np.ndarray | None = None
 
     def summary(self, names: list[str] | None = None) -> str:
         """One line per camera: offset and confidence."""
@@ -254,6 +263,9 @@ class SyncOptions:
         smooth: temporal smoothing window of the tracks, frames (even values are rounded up to
             odd; 1: none).
         seed: OpenCV RNG seed (RANSAC), for reproducible results.
+        margin: :func:`check_with_rig` moves a camera's offset only when that lowers its error
+            against the others by more than this fraction; else the evidence is too weak.
+        rig_rounds: rounds of :func:`check_with_rig` (calibrate, move offsets).
     """
 
     max_offset: int = 30
@@ -263,6 +275,8 @@ class SyncOptions:
     max_points: int = 4000
     smooth: int = 5
     seed: int = 0
+    margin: float = 0.05
+    rig_rounds: int = 3
 
 
 # a candidate needs correspondences from at least this many frames, and 15 of them
@@ -473,3 +487,114 @@ def apply_offsets(poses2d: Poses2D, offsets: np.ndarray) -> Poses2D:
     if offsets.shape != (C,):
         raise InputError(f"offsets: {offsets.size} values given for {C} cameras")
     return poses2d.take_frames(np.arange(T)[None] - offsets[:, None])
+
+
+def rig_errors(
+    rig: Rig, poses2d: Poses2D, camera: int, shifts: np.ndarray, max_frames: int = 2000
+) -> np.ndarray:
+    """Median error (pixels) of one camera's detections against the joints the *other* cameras
+    triangulate with ``rig``, with the camera's frames shifted by each of ``shifts`` (its frame
+    ``t`` compared with time ``t + d``): (S,), NaN where fewer than 50 joints overlap."""
+    xn, w = normalized_observations(poses2d, rig)
+    C, T = w.shape[:2]
+    Rt = np.stack([c.Rt for c in rig.cameras])
+    focal = rig.K[:, [0, 1], [0, 1]].mean(1)
+    others = [k for k in range(C) if k != camera]
+    X = triangulate_robust(Rt[others], xn[others], w[others], focal[others], TriangulationOptions()).points
+    step = max(1, int(np.ceil(T / max_frames)))
+    out = np.full(len(shifts), np.nan)
+    for n, d in enumerate(shifts):
+        t = np.arange(max(0, -d), min(T, T - d), step)
+        Xc = X[t + d] @ Rt[camera, :, :3].T + Rt[camera, :, 3]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            err = np.linalg.norm(Xc[..., :2] / Xc[..., 2:3] - xn[camera, t], axis=-1) * focal[camera]
+        ok = np.isfinite(err) & (w[camera, t] > 0) & (Xc[..., 2] > 0)
+        if ok.sum() >= 50:
+            out[n] = float(np.median(err[ok]))
+    return out
+
+
+def _rig_rounds(
+    poses2d: Poses2D, start: np.ndarray, calibrate: Callable[[Poses2D], Rig], options: SyncOptions
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """From ``start``: calibrate with the current offsets, move every camera to the shift that
+    lowers its error against the others by more than ``margin``, repeat. Returns the offsets, the
+    errors (C,) at them and their mean (inf when calibration fails)."""
+    C = poses2d.num_cameras
+    o = np.asarray(start, dtype=np.int64).copy()
+    errors = np.full(C, np.nan)
+    for _ in range(options.rig_rounds):
+        shifted = apply_offsets(poses2d, o)
+        try:
+            rig = calibrate(shifted)
+        except InputError:
+            return o, errors, np.inf
+        M = options.max_offset
+        new = o.copy()
+        for c in range(C):
+            if c == options.reference:
+                continue
+            shifts = np.arange(-M - o[c], M - o[c] + 1)  # offsets stay within +-max_offset
+            curve = rig_errors(rig, shifted, c, shifts)
+            here = curve[int(o[c]) + M]
+            if not np.isfinite(curve).any():
+                continue
+            k = int(np.nanargmin(curve))
+            if np.isfinite(here) and curve[k] < (1 - options.margin) * here:
+                new[c] = o[c] + shifts[k]
+                errors[c] = curve[k]
+            else:
+                errors[c] = here
+        if np.array_equal(new, o):
+            break
+        o = new
+    finite = errors[np.isfinite(errors)]
+    return o, errors, float(np.mean(finite)) if finite.size else np.inf
+
+
+def check_with_rig(
+    poses2d: Poses2D, result: SyncResult, calibrate: Callable[[Poses2D], Rig], options: SyncOptions
+) -> SyncResult:
+    """Check the epipolar offsets with a calibrated rig, the way the labels will use them.
+
+    Two-view geometry on real detections can prefer a wrong offset (it fits a free fundamental
+    matrix per pair); a rig calibrated from all cameras cannot be fooled as easily. Starting from
+    zero offsets and from ``result.offsets``, the rig is calibrated (``calibrate``), each camera's
+    detections are compared with the others' triangulation at every shift (:func:`rig_errors`) and
+    moved where that lowers the error by more than ``options.margin``; the start that ends with
+    the lower error wins. An offset that the rig does not support better than zero by the margin
+    is set back to zero, with a warning: the evidence is too weak.
+    """
+    C = poses2d.num_cameras
+    zero = np.zeros(C, dtype=np.int64)
+    starts = [zero] if not np.any(result.offsets) else [zero, result.offsets]
+    runs = [_rig_rounds(poses2d, s, calibrate, options) for s in starts]
+    offsets, errors, _ = min(runs, key=lambda r: r[2])
+    notes: list[str] = []
+    names = poses2d.camera_names
+    if np.any(offsets):
+        shifted = apply_offsets(poses2d, offsets)
+        try:
+            rig = calibrate(shifted)
+        except InputError:
+            rig = None
+        for c in np.flatnonzero(offsets):
+            if rig is None:
+                break
+            pair = rig_errors(rig, shifted, int(c), np.array([0, -int(offsets[c])]))
+            if np.isfinite(pair[0]) and not (pair[0] < (1 - options.margin) * pair[1]):
+                notes.append(
+                    f"warning: {names[c]} offset {int(offsets[c]):+d} is not supported by the calibrated "
+                    f"rig ({pair[0]:.1f} px vs {pair[1]:.1f} px at 0): kept at 0, the evidence is too weak"
+                )
+                offsets[c] = 0
+    if not np.array_equal(offsets, result.offsets):
+        notes.append(
+            "warning: the 2D tracks alone suggested offsets "
+            + ", ".join(f"{n} {int(o):+d}" for n, o in zip(names, result.offsets))
+            + "; the calibrated rig supports "
+            + ", ".join(f"{n} {int(o):+d}" for n, o in zip(names, offsets))
+        )
+    return replace(
+        result, offsets=offsets, warnings=notes, epipolar_offsets=result.offsets, rig_error_px=errors
+    )
