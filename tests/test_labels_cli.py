@@ -66,8 +66,16 @@ def test_label_noise_free_exact(clean, rig):
     assert res.summary["coverage"] == 1.0
     assert res.summary["swaps_undone"] == 0
     assert np.nanmax(res.labels.reprojection_error) < 0.05
-    # labels in world = camera 0's frame
-    np.testing.assert_allclose(res.labels.poses3d_camera[0], res.labels.poses3d_world, atol=1e-4)
+    # a self-calibrated world is levelled (formats.md): z up from the person, floor at z = 0
+    assert res.rig.world == "levelled"
+    np.testing.assert_allclose(
+        res.rig[0].world_to_camera(res.labels.poses3d_world.astype(float)), res.labels.poses3d_camera[0], atol=1e-4
+    )
+    X = res.labels.poses3d_world.astype(float)
+    up = np.median(X[:, 10] - X[:, [3, 6]].mean(1), axis=0)
+    true_up = np.median(gt.poses3d_world[:, 10] - gt.poses3d_world[:, [3, 6]].mean(1), axis=0)
+    assert up[2] / np.linalg.norm(up) > np.cos(np.radians(0.5)) * true_up[2] / np.linalg.norm(true_up)
+    assert 0 < np.percentile(X[:, [3, 6], 2], 5) < 0.1 * np.median(X[:, 10, 2])  # ankles just above the floor
 
 
 def test_label_noisy_beats_naive_dlt_with_true_rig(noisy, rig):
@@ -138,8 +146,8 @@ def test_cli_label_writes_formats(tmp_path, noisy):
     d = json.loads(rig_out.read_text())
     assert d["units"] == "arbitrary"
     est = Rig.load(rig_out)
-    np.testing.assert_allclose(est[0].R, np.eye(3), atol=1e-9)
-    np.testing.assert_allclose(est[0].t, 0, atol=1e-9)
+    assert est.world == "levelled" and d["world"] == "levelled"  # formats.md: z up, floor at z = 0
+    assert est[0].center[2] > 0  # camera 0 stands above the floor
     assert json.loads(summ.read_text())["frames"] == F
     assert not list(tmp_path.glob(".*"))  # no temporary files left
 

@@ -41,6 +41,7 @@ from .quality import CameraAgreement, camera_agreement, quality_warnings
 from .skeleton import left_right_pairs, metric_scale
 from .sync import SyncOptions, SyncResult, apply_offsets, check_with_rig, estimate_offsets
 from .timing import Timer
+from .world import level_world
 
 __all__ = ["CameraSummary", "LabelOptions", "LabelResult", "LabelSummary", "check_rig", "label_poses"]
 
@@ -100,6 +101,7 @@ class LabelSummary:
     rejection_threshold_px: float | None = None
     sync: SyncResult | None = None
     quality: list[str] = field(default_factory=list)
+    world: str | None = None
 
     @property
     def frames_per_s(self) -> float:
@@ -139,6 +141,7 @@ class LabelSummary:
             timings_s=self.timings_s,
             frames_per_s=self.frames_per_s,
             warnings=self.warnings,
+            world=self.world,
         )
         return d
 
@@ -178,6 +181,8 @@ class LabelSummary:
         t = self.timings_s
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in t.items() if k != "total")
         lines.append(f"time {t['total']:.2f} s for {self.frames} frames ({stages}); units: {self.units}")
+        if self.world:
+            lines.append(self.world)
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -234,6 +239,17 @@ def _triangulate(poses2d: Poses2D, rig: Rig, options: LabelOptions, progress: bo
     return _Reconstruction(
         rig, tri.points, tri.valid, int(tri.swapped.sum()), rejected, threshold, agreement, agree_px
     )
+
+
+def _level(rec: _Reconstruction) -> str:
+    """Level a self-calibrated reconstruction's world in place (:func:`~epipolarpose.world.level_world`)."""
+    lev = level_world(rec.rig, rec.points) if rec.points.shape[1:] == (17, 3) else None
+    if lev is None:
+        return "world not levelled (no up direction found): camera 0's frame"
+    rec.rig = rec.rig.transformed(lev.R, lev.t)
+    rec.rig.extra["world"] = "levelled"
+    rec.points = rec.points @ lev.R.T + lev.t
+    return lev.note
 
 
 def _per_frame(poses2d: Poses2D, rig: Rig | None, options: LabelOptions, progress: bool) -> _Reconstruction:
@@ -357,6 +373,7 @@ def label_poses(
     if offsets is not None:
         poses2d = apply_offsets(poses2d, offsets)
     report = None
+    self_calibrated = rig is None
     if options.mode == "per-frame":
         with timer("per_frame"):
             rec = _per_frame(poses2d, rig, options, progress)
@@ -366,6 +383,10 @@ def label_poses(
                 rig, report = calibrations.get(_key(poses2d)) or calibrate(poses2d, options.calibration)
         with timer("triangulation"):
             rec = _triangulate(poses2d, rig, options, progress)
+    world_note = None
+    if self_calibrated:
+        with timer("levelling"):
+            world_note = _level(rec)
     warnings, errors = quality_warnings(rec.agreement, rec.agreement_threshold_px)
     if errors:
         raise InputError("; ".join(errors))
@@ -373,6 +394,7 @@ def label_poses(
         labels = _make_labels(poses2d, rec, offsets)
     summary = _summarise(poses2d, rec, labels.reprojection_error, options)
     summary.calibration, summary.sync, summary.quality = report, sync, warnings
+    summary.world = world_note
     summary.pairs = report.pairs if report is not None else []
     summary.timings_s = {**timer.seconds, "total": timer.total()}
     labels.extra["summary_json"] = np.array(json.dumps(summary.as_dict(), default=json_default))
