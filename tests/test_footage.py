@@ -40,7 +40,7 @@ def small_rig(rig: Rig, width: int = 192, cameras=(0, 1)) -> Rig:
         s = width / c.image_size[0]
         K = c.K.copy()
         K[:2] *= s
-        size = (width, int(round(c.image_size[1] * s)))
+        size = (width, 2 * int(round(c.image_size[1] * s / 2)))  # even: video codecs want it
         cams.append(Camera(K=K, R=c.R, t=c.t, dist=c.dist, image_size=size, name=c.name))
     return Rig(cams)
 
