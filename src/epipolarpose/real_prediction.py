@@ -241,3 +241,137 @@ def predict_footage(
         fps = float(p2d.fps) if p2d.fps else 10.0
         animate_poses3d(P, animation, fps=fps, max_frames=120, title=p2d.camera_names[animation_camera])
     return FootagePrediction(C, len(sel), int(present.sum()), n_over)
+
+
+# --- datasets: predict --dataset h36m|3dhp --root DIR --split test -----------------------------
+
+
+@dataclass(frozen=True)
+class DatasetPrediction:
+    """What :func:`predict_dataset_split` wrote: ``frames`` predictions, their ground truth and
+    the protocol's numbers (also in ``<output stem>_protocol.json``)."""
+
+    frames: int
+    gt_path: Path
+    protocol: dict
+
+
+def fit_intrinsics(joints2d: np.ndarray, joints3d_camera: np.ndarray) -> np.ndarray:
+    """A pinhole K (3, 3) fitted by least squares to 2D-3D correspondences (N, J, 2)/(N, J, 3)
+    in the camera frame (MPI-INF-3DHP's test set ships no intrinsics)."""
+    X = joints3d_camera.reshape(-1, 3)
+    uv = joints2d.reshape(-1, 2)
+    ok = np.isfinite(X).all(-1) & np.isfinite(uv).all(-1) & (X[:, 2] > 0)
+    x, y = X[ok, 0] / X[ok, 2], X[ok, 1] / X[ok, 2]
+    if ok.sum() < 4:
+        raise InputError("cannot fit the camera intrinsics: fewer than 4 valid 2D-3D joints")
+    (fx, cx), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), uv[ok, 0], rcond=None)
+    (fy, cy), *_ = np.linalg.lstsq(np.stack([y, np.ones_like(y)], 1), uv[ok, 1], rcond=None)
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def predict_dataset_split(
+    checkpoint: Path,
+    name: str,
+    root: Path,
+    output: Path,
+    *,
+    split: str = "test",
+    every: int | None = None,
+    gt_out: Path | None = None,
+    options: PredictOptions = PredictOptions(),
+    progress: bool = True,
+) -> DatasetPrediction:
+    """Predict every image of a dataset split in the paper's protocol and write ``output``
+    (``poses3d`` (N, J, 3) mm in each image's camera frame, the root depth from the ground truth;
+    ``clip`` (N,) ``subject/sequence`` or the 3DHP sequence; ``image_paths``; ``units`` mm) and its
+    ground truth ``gt_out`` (default ``<output stem>_gt.npz``: ``poses3d``, ``clip``), which
+    ``epipolarpose evaluate`` compares as stored (MPJPE = protocol 1, P-MPJPE = protocol 2,
+    N-MPJPE, PSS). MPI-INF-3DHP is scored on its universal skeleton; its PCK/AUC over the 14
+    protocol joints are in ``<output stem>_protocol.json``.
+
+    Crops are the paper's: a square box around the ground-truth 2D joints (1.3 x their extent).
+    """
+    from .datasets import H36M, MPIINF3DHPTest, pck_auc
+    from .io import save_json
+    from .metrics import evaluate_poses
+
+    if output.suffix != ".npz":
+        raise InputError(f"--output {output} must end in .npz")
+    if name not in ("h36m", "3dhp"):
+        raise InputError(f"unknown --dataset {name!r}; choose h36m or 3dhp")
+    model, config, ref = _load(checkpoint, options)
+    if not config.is_3d:
+        raise InputError(f"{checkpoint} is a 2D network (depth_bins = 1): predict needs a 3D network")
+    if name == "h36m":
+        if split not in ("train", "test"):
+            raise InputError(f"--split must be train or test, got {split!r}")
+        ds = H36M(root, split=split, every=every or 64)
+        j2, gt = ds.joints2d, ds.joints3d_camera
+        K = np.stack([ds.cameras[(str(s), str(c))].K for s, c in zip(ds.subjects, ds.camera_names)])
+        dist = np.stack([ds.cameras[(str(s), str(c))].dist for s, c in zip(ds.subjects, ds.camera_names)])
+        clip = np.array([f"{s}/{q}" for s, q in zip(ds.subjects, ds.sequences)])
+        activities = None
+    else:
+        if split != "test":
+            raise InputError("MPI-INF-3DHP: only its test set has a reader (--split test)")
+        ds = MPIINF3DHPTest(root)
+        if every:
+            keep = np.arange(len(ds)) % every == 0
+            idx = np.flatnonzero(keep)
+        else:
+            idx = np.arange(len(ds))
+        j2, gt = ds.joints2d[idx], ds.joints3d_univ[idx]
+        clip = ds.sequence_names[idx]
+        K = np.zeros((len(idx), 3, 3))
+        for seq in np.unique(clip):  # intrinsics fitted per sequence from its own 2D-3D annotation
+            sel = clip == seq
+            K[sel] = fit_intrinsics(j2[sel], ds.joints3d_camera[idx][sel])
+        dist = np.zeros((len(idx), 5))
+        activities = ds.activities[idx]
+        ds_paths = [ds.image_paths[i] for i in idx]
+    paths = ds.image_paths if name == "h36m" else ds_paths
+    S = config.input_size
+    A = crop_affine(j2, S)
+    pred = np.zeros(gt.shape)
+    step = options.batch_size
+    for i in tqdm(
+        range(0, len(paths), step), desc="predict", unit="batch", disable=not progress, leave=False
+    ):
+        crops = []
+        for k in range(i, min(i + step, len(paths))):
+            img = cv2.imread(str(paths[k]), cv2.IMREAD_COLOR)
+            if img is None:
+                raise InputError(f"image {paths[k]} is missing or unreadable")
+            crops.append(cv2.cvtColor(warp_crop(img, A[k], S), cv2.COLOR_BGR2RGB))
+        pred[i : i + len(crops)] = _run(model, crops, step)
+    cam = targets_to_camera(pred, K, dist, A, S, gt[:, 0, 2], config.depth_range)
+    out = {"poses3d": cam.astype(np.float32)}
+    if ref is not None:
+        root_ = cam[:, :1]
+        out["poses3d_unrefined"] = out["poses3d"]
+        out["poses3d"] = (np.asarray(ref.refine(cam - root_), np.float64) + root_).astype(np.float32)
+    gt_path = gt_out or output.with_name(output.stem + "_gt.npz")
+    names = np.array(default_joint_names(config.num_joints))
+    save_npz(
+        output,
+        **out,
+        units=np.array("mm"),
+        joint_names=names,
+        clip=clip,
+        image_paths=np.array([str(p) for p in paths]),
+    )
+    save_npz(gt_path, poses3d=gt.astype(np.float32), clip=clip, joint_names=names)
+    summary = evaluate_poses(out["poses3d"], gt)["summary"]
+    protocol: dict = {
+        "dataset": name,
+        "split": split,
+        "images": len(paths),
+        "mpjpe_mm (protocol 1, ground-truth root depth)": summary["mpjpe"],
+        "p_mpjpe_mm (protocol 2)": summary["p_mpjpe"],
+        "n_mpjpe_mm": summary["n_mpjpe"],
+    }
+    if name == "3dhp":
+        protocol["pck_auc (14 joints, universal skeleton)"] = pck_auc(out["poses3d"], gt, activities)
+    save_json(output.with_name(output.stem + "_protocol.json"), protocol)
+    return DatasetPrediction(len(paths), gt_path, protocol)

@@ -394,7 +394,8 @@ class FootageDataset(Dataset):
     ``dataset[i]`` is frame ``frames[i]``: ``images`` (C, S, S, 3) uint8 RGB (zeros for a missing
     view); ``target``, ``mask`` (C, J, 3); ``affine`` (C, 2, 3) image -> crop (augmentation
     included); ``K`` (C, 3, 3), ``dist`` (C, 5); ``gt_camera`` (C, J, 3) (NaN without ground
-    truth); ``frame`` () int64.
+    truth); ``frame`` () int64. ``K``/``dist`` are per camera (C, 3, 3) or per view (C, F, 3, 3)
+    (a dataset whose subjects have different cameras).
 
     Targets by ``supervision``: ``2d`` — the 2D ``keypoints`` (depth masked); otherwise the
     camera-frame 3D ``labels`` (any scale, :func:`make_targets`) with ``valid``. A flipped view gets
@@ -452,6 +453,13 @@ class FootageDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def _K(self, f: int) -> np.ndarray:
+        """(C, 3, 3) intrinsics of frame ``f`` (``K`` is per camera, or per view (C, F, 3, 3))."""
+        return self.K[:, f] if self.K.ndim == 4 else self.K
+
+    def _dist(self, f: int) -> np.ndarray:
+        return self.dist[:, f] if self.dist.ndim == 3 else self.dist
+
     def views(self, f: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Images (C, S, S, 3), affines (C, 2, 3) image -> crop and flips (C,) of frame ``f``."""
         cache, S = self.cache, self.cache.size
@@ -502,8 +510,8 @@ class FootageDataset(Dataset):
             with np.errstate(invalid="ignore"):
                 target, mask = make_targets(
                     self.labels_camera[:, f],
-                    self.K,
-                    self.dist,
+                    self._K(f),
+                    self._dist(f),
                     np.where(present[:, None, None], A, np.eye(2, 3)),
                     S,
                     depth_range=self.depth_range,
@@ -519,8 +527,8 @@ class FootageDataset(Dataset):
             "target": torch.from_numpy(target),
             "mask": torch.from_numpy(mask),
             "affine": torch.from_numpy(A.astype(np.float32)),
-            "K": torch.from_numpy(self.K.astype(np.float32)),
-            "dist": torch.from_numpy(self.dist.astype(np.float32)),
+            "K": torch.from_numpy(self._K(f).astype(np.float32)),
+            "dist": torch.from_numpy(self._dist(f).astype(np.float32)),
             "gt_camera": torch.from_numpy(gt),
             "frame": torch.tensor(f, dtype=torch.int64),
         }
