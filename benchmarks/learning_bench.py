@@ -95,7 +95,7 @@ SUITE_BUDGETS = {
         batch=16,
         video_width=400,
         clips_renders=20,
-        steps_renders=300,
+        steps_renders=200,
         steps_footage=100,
     ),
     "medium": dict(

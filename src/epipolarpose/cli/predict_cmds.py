@@ -100,7 +100,8 @@ def predict(
         raise InputError(f"--output {output} must end in .npz")
     if sum((bool(images), bool(clips), dataset is not None)) != 1:
         raise InputError(
-            "give one of IMAGES (crops or footage), --clips (a synthetic test split) or --dataset"
+            "give either IMAGES or --clips (a synthetic test split) or --dataset (a dataset's split), exactly "
+            "one; IMAGES are person crops, or footage: one video or image folder per camera"
         )
     options = PredictOptions(refiner=refiner, batch_size=batch_size, device=device)
     if dataset is not None:
