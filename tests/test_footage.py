@@ -211,3 +211,30 @@ def test_bad_footage_is_one_clear_error_and_leaves_no_cache(clip, tmp_path):
     ds = FootageDataset(cache, "2d", keypoints=det, augment=FootageAugment(enabled=False))
     it = ds[2]
     assert not it["mask"][0].any() and it["mask"][1, :, :2].all() and (it["images"][0] == 0).all()
+
+
+def test_loader_workers_open_their_own_memory_map(clip, tmp_path):
+    from epipolarpose.training.data import make_loader
+
+    ds, cache = _datasets(clip, tmp_path / "cache", FootageAugment())
+    assert ds.cache.crops.shape[:2] == (2, 6)  # opened here; workers open their own map
+    batches = list(make_loader(ds, 2, shuffle=True, num_workers=1, seed=0))
+    assert sum(b["images"].shape[0] for b in batches) == len(ds)
+    assert batches[0]["images"].shape[1:] == (2, S, S, 3) and batches[0]["mask"].any()
+
+
+def test_init_imagenet_loads_torchvision_weights_into_a_fresh_network(tmp_path):
+    import torch
+
+    from epipolarpose.models import PoseNet
+    from epipolarpose.training.train import CONFIGS, TrainOptions, TrainTargets, build_module
+
+    cfg = CONFIGS["tiny"]
+    torch.manual_seed(1)
+    trunk = PoseNet(cfg).backbone.state_dict()  # torchvision's names (conv1, bn1, layer1..4)
+    torch.save(trunk, tmp_path / "resnet18.pth")
+    opts = TrainOptions(supervision="full", out=tmp_path / "o", init_imagenet=tmp_path / "resnet18.pth")
+    torch.manual_seed(2)
+    module = build_module(opts, cfg, TrainTargets(), resumed=False)
+    got = module.model.backbone.state_dict()
+    assert all(torch.equal(got[k], trunk[k]) for k in trunk)
