@@ -25,7 +25,7 @@ rig (N-MPJPE, P-MPJPE and PSS are meaningful; MPJPE needs metric units).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -88,12 +88,17 @@ class FootagePrediction:
 
 
 def _detections(spec: FootageSpec) -> Poses2D:
+    """The detections of ``spec``: its ``poses2d.npz``, or the detector run on its frames only
+    (their ``frame_index`` then starts at ``frames[0]``)."""
     if spec.poses2d is not None:
         p2d = Poses2D.load(spec.poses2d)
     else:
         from .detectors.run import DetectOptions, detect_sources
 
-        opts = DetectOptions(detector=spec.detector, checkpoint=spec.detector_checkpoint)
+        start, stop = spec.frames or (0, None)
+        opts = DetectOptions(
+            detector=spec.detector, checkpoint=spec.detector_checkpoint, start=start, stop=stop
+        )
         p2d = detect_sources([Path(s) for s in spec.sources], opts)
     if spec.intrinsics is not None:
         p2d = apply_intrinsics(p2d, Rig.load(spec.intrinsics))
@@ -142,6 +147,8 @@ def predict_footage(
     if animation is not None and animation.suffix.lower() not in (".gif", ".mp4"):
         raise InputError(f"--animation {animation} must end in .gif or .mp4")
     p2d = _detections(spec)
+    if spec.poses2d is None:
+        spec = replace(spec, frames=None)  # the detector ran on those frames only
     src = str(spec.poses2d or "the detections")
     table, _ = footage_table(sources, p2d, None, src=src)
     if not 0 <= animation_camera < table.num_cameras:
