@@ -46,6 +46,7 @@ from ..video import iter_frames, probe
 from .targets import keypoint_targets, make_targets, pose_to_crop_pixels
 
 __all__ = [
+    "BOX_MIN_SCORE",
     "CACHE_VERSION",
     "MIN_BOX_JOINTS",
     "CropCache",
@@ -62,6 +63,8 @@ __all__ = [
 CACHE_VERSION = 1
 #: A view's person box needs at least this many detected (or labelled) joints.
 MIN_BOX_JOINTS = 4
+#: Detected joints below this score are not used (person box, 2D targets).
+BOX_MIN_SCORE = 0.3
 
 
 def _to3(A: np.ndarray) -> np.ndarray:
@@ -608,8 +611,13 @@ def footage_table(
     poses2d: Poses2D,
     labels: FootageLabels | None = None,
     src: str = "poses2d.npz",
+    min_score: float = BOX_MIN_SCORE,
 ) -> tuple[ViewTable, np.ndarray]:
     """The views of footage on the labels' timeline (the detections' without labels).
+
+    Joints detected with a score below ``min_score`` count as missing, for the person box and the
+    2D targets (MediaPipe scores the legs it guesses behind a desk near 0 and places them outside
+    the image; a box around them would be half empty).
 
     Returns:
         the table and the (C, F, J, 2) detections of every view on that timeline (NaN where none).
@@ -627,7 +635,8 @@ def footage_table(
     det_frame = np.arange(F)[None] - offsets[:, None]  # (C, F) detection frame of each label frame
     ok = (det_frame >= 0) & (det_frame < F)
     moved = poses2d.take_frames(det_frame)
-    kp = np.where(moved.observed()[..., None], moved.keypoints, np.nan).astype(np.float64)
+    seen = moved.observed() & (moved.scores >= min_score)
+    kp = np.where(seen[..., None], moved.keypoints, np.nan).astype(np.float64)
     frame_index = np.asarray(poses2d.extra.get("frame_index", np.arange(F)), dtype=np.int64).reshape(-1)
     if frame_index.shape != (F,):
         raise InputError(f"{src}: 'frame_index' has {frame_index.size} entries for {F} frames")
