@@ -174,7 +174,11 @@ def videos_suite(args, b: dict, log) -> dict:
         row: {k: mean_sd([r[k] for r in rs]) for k in ("mpjpe_mm", "n_mpjpe_mm", "p_mpjpe_mm", "pss@50")}
         for row, rs in rows.items()
     }
+    from learning_bench import render_throughput
+
+    renderer_ips = render_throughput(MultiViewDataset(frames, render, "full", seed=0), items=24)
     return {
+        "renderer_source_images_per_s": renderer_ips,
         "frames": {"train": frames.num_frames, "test": test_frames.num_frames, "views": len(rig)},
         "video_size": list(rig[0].image_size),
         "render_encode_seconds": render_s,
