@@ -344,6 +344,28 @@ def footage_suite(args, b: dict, log) -> dict:
         per["both"] = {k: float(np.mean([per[s["name"]][k] for s in sessions])) for k in keys}
         return per
 
+    # references: the mean training pose for every view, and the test frames' own self-calibrated
+    # triangulation (what multi-view geometry gives from the same detections)
+    from epipolarpose.labelling import label_poses
+    from epipolarpose.pss import normalize_poses
+
+    mean = normalize_poses(gt_train[np.isfinite(gt_train).all((-1, -2))]).mean(0).reshape(len(UPPER), 3)
+    references = {}
+    for s in sessions:
+        G = s["gt_test"]
+        shape = G.poses3d_camera.shape
+        pm = np.zeros(shape)
+        pm[..., UPPER, :] = mean
+        ref = {"mean_training_pose": _score(pm, G.poses3d_camera, G.valid, pss)}
+        try:
+            own = label_poses(s["test"]).labels
+            pc = np.where(own.valid[None, ..., None], own.poses3d_camera, np.nan)
+            ref["test_frames_self_calibrated"] = _score(pc, G.poses3d_camera, G.valid, pss)
+        except Exception as e:  # noqa: BLE001
+            ref["test_frames_self_calibrated"] = f"failed: {e}"
+        references[s["name"]] = ref
+    log(f"references: {json.dumps(references)}")
+
     fpb = max(1, b["batch"] // 4)
     rows: dict[str, Any] = {"renders_only": evaluate(net_renders, "renders_only")}
     log(f"renders_only: {json.dumps(rows['renders_only']['both'])}")
@@ -371,6 +393,7 @@ def footage_suite(args, b: dict, log) -> dict:
         "detections": "MediaPipe BlazePose static mode, model complexity 1 (cached poses2d_static.npz)",
         "joints_scored": "thorax, neck/nose, head, shoulders, elbows, wrists (root: thorax)",
         "label_quality_train": label_quality,
+        "references": references,
         "source_images_per_s": source_ips,
         "train_images_per_s": ips,
         "rows": rows,
