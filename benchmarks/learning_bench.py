@@ -73,6 +73,54 @@ BUDGETS = {
     ),
 }
 ROWS = ("full", "rt", "self", "self_gt2d")
+#: issue 12 (benchmarks/footage_rows.py): --suite videos (renderer vs decoded rendered videos) and
+#: --suite footage (the caliscope sessions); steps per run, images per step
+SUITE_BUDGETS = {
+    "tiny": dict(
+        clips_3d=2,
+        clips_test=2,
+        fps=4,
+        steps_3d=20,
+        batch=16,
+        video_width=320,
+        clips_renders=4,
+        steps_renders=20,
+        steps_footage=20,
+    ),
+    "small": dict(
+        clips_3d=6,
+        clips_test=6,
+        fps=5,
+        steps_3d=120,
+        batch=16,
+        video_width=400,
+        clips_renders=20,
+        steps_renders=200,
+        steps_footage=100,
+    ),
+    "medium": dict(
+        clips_3d=8,
+        clips_test=8,
+        fps=5,
+        steps_3d=250,
+        batch=16,
+        video_width=500,
+        clips_renders=40,
+        steps_renders=600,
+        steps_footage=300,
+    ),
+    "full": dict(
+        clips_3d=16,
+        clips_test=16,
+        fps=5,
+        steps_3d=600,
+        batch=16,
+        video_width=500,
+        clips_renders=80,
+        steps_renders=1500,
+        steps_footage=600,
+    ),
+}
 
 
 def spread(items: list, n: int, offset: int = 0) -> list:
@@ -114,7 +162,7 @@ def render_throughput(dataset, items: int = 12) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--budget", choices=sorted(BUDGETS), default="tiny")
+    ap.add_argument("--budget", choices=sorted(set(BUDGETS) | set(SUITE_BUDGETS)), default="tiny")
     ap.add_argument("--shared", type=Path, default=Path(os.environ.get("EPIPOLARPOSE_SHARED", "../shared")))
     ap.add_argument(
         "--work",
@@ -147,9 +195,30 @@ def main() -> None:
         default=",".join(ROWS),
         help=f"comma-separated 3D rows to train (default all: {','.join(ROWS)}); the refiner needs 'self'",
     )
+    ap.add_argument(
+        "--suite",
+        choices=("table", "videos", "footage"),
+        default="table",
+        help="table: the supervision rows above; videos: renderer vs rendered mp4s through the footage source; "
+        "footage: the caliscope sessions (benchmarks/footage_rows.py)",
+    )
+    ap.add_argument("--seeds", type=int, default=3, help="--suite videos/footage: seeds per row")
+    ap.add_argument(
+        "--detections",
+        type=Path,
+        default=Path("/work/cache/footage"),
+        help="--suite footage: folder with <session>/poses2d_static.npz (epipolarpose detect on the footage)",
+    )
     args = ap.parse_args()
 
     import torch
+
+    if args.suite != "table":
+        torch.set_num_threads(args.threads)
+        suite_main(args)
+        return
+    if args.budget not in BUDGETS:
+        ap.error(f"--budget {args.budget} is for --suite videos/footage; the table has {', '.join(BUDGETS)}")
 
     torch.set_num_threads(args.threads)
     from epipolarpose.camera import Rig
@@ -383,6 +452,37 @@ def main() -> None:
 
     suffix = "" if rows_wanted == list(ROWS) else "_" + "_".join(rows_wanted)
     save_json(here / "results" / f"learning_{args.budget}{suffix}.json", result)
+    print(json.dumps(result, indent=1))
+
+
+def suite_main(args) -> None:
+    """``--suite videos|footage`` (issue 12): JSON to stdout and benchmarks/results/."""
+    import footage_rows
+    from epipolarpose.io import save_json
+
+    here = Path(__file__).resolve().parent
+    b = SUITE_BUDGETS[args.budget]
+    args.work = args.work or here.parent / "runs" / f"learning_{args.suite}_{args.budget}"
+    args.work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    log = lambda *a: print(f"[{time.perf_counter() - t0:7.1f}s]", *a, file=sys.stderr, flush=True)
+    run = footage_rows.videos_suite if args.suite == "videos" else footage_rows.footage_suite
+    result = {
+        "benchmark": f"learning_{args.suite}",
+        "budget": args.budget,
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs), torch threads {args.threads}",
+        "command": " ".join(["python", *sys.argv]),
+        "config": args.config,
+        "seeds": args.seeds,
+        "budget_settings": b,
+        **run(args, b, log),
+    }
+    from epipolarpose.training.train import model_config
+
+    result["bare_model_fwd_bwd_images_per_s"] = bare_throughput(model_config(args.config, "full"), b["batch"])
+    result["seconds"] = time.perf_counter() - t0
+    save_json(here / "results" / f"learning_{args.suite}_{args.budget}.json", result)
     print(json.dumps(result, indent=1))
 
 

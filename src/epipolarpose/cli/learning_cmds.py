@@ -22,9 +22,58 @@ def train(
         ..., "--out", "-o", help="Output folder: checkpoints/, logs/, model.pt, train_summary.json."
     ),
     clips: list[str] = typer.Option(
-        ["train"],
+        None,
         "--clips",
-        help="Training clips: BVH files, folders, or 'train'/'test' (the shared mocap split). Repeatable.",
+        help="Training clips: BVH files, folders, or 'train'/'test' (the shared mocap split). Repeatable. "
+        "Default 'train' unless --videos or --dataset is given.",
+    ),
+    videos: list[Path] = typer.Option(
+        None,
+        "--videos",
+        help="Real footage instead of rendered clips: one video file or image folder per camera, in the "
+        "camera order of --poses2d (repeatable). See docs/footage_training.md.",
+    ),
+    poses2d: Path = typer.Option(
+        None, "--poses2d", help="With --videos: the detections of that footage (`epipolarpose detect`)."
+    ),
+    crop_cache: Path = typer.Option(
+        None,
+        "--crop-cache",
+        help="With --videos/--dataset: folder of the cached crops (default OUT/crop_cache; reused while the "
+        "inputs are unchanged).",
+    ),
+    frames: str = typer.Option(
+        None, "--frames", help="With --videos: train on label frames START:STOP only (e.g. 0:77)."
+    ),
+    augment_rotation: float = typer.Option(
+        10.0,
+        "--augment-rotation",
+        help="With --videos/--dataset: in-plane rotation augmentation, +- degrees.",
+    ),
+    augment_flip: float = typer.Option(
+        0.5,
+        "--augment-flip",
+        help="With --videos/--dataset: probability of a horizontal flip (left/right joints exchanged).",
+    ),
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        help="h36m or 3dhp: train on a dataset's training split (--root) instead of rendered clips.",
+    ),
+    root: Path = typer.Option(
+        None, "--root", help="With --dataset: the dataset's folder (docs/datasets.md)."
+    ),
+    every: int = typer.Option(
+        None, "--every", help="With --dataset: keep every N-th frame of the training split (default 5)."
+    ),
+    subjects: list[str] = typer.Option(
+        None, "--subject", help="With --dataset h36m: training subjects (default S1 S5 S6 S7 S8). Repeatable."
+    ),
+    init_imagenet: Path = typer.Option(
+        None,
+        "--init-imagenet",
+        help="torchvision ResNet ImageNet weights (.pth) for the trunk of a fresh network (no download: "
+        "bring the file; see docs/models.md).",
     ),
     max_clips: int = typer.Option(
         None, "--max-clips", help="Keep an evenly spaced subset of this many clips."
@@ -96,16 +145,57 @@ def train(
         help="Shared data folder for 'train'/'test' clips and the default rig (default $EPIPOLARPOSE_SHARED or ../shared).",
     ),
 ) -> None:
-    """Train the pose network (2d, self-supervised, with known R/t, or fully supervised)."""
+    """Train the pose network (2d, self-supervised, with known R/t, or fully supervised) on
+    rendered motion capture, on a user's footage (--videos) or on a dataset (--dataset)."""
+    from ..errors import InputError
+    from ..training.footage import FootageAugment
+    from ..training.real import FootageOptions, parse_frames
     from ..training.train import TrainOptions, default_shared, resolve_clips, summary_json
     from ..training.train import train as run
 
     shared = shared or default_shared()
+    real = bool(videos) or dataset is not None
+    augment = FootageAugment(rotation_deg=augment_rotation, flip=augment_flip)
+    footage = dataset_opts = None
+    if videos:
+        if clips or val_clips:
+            raise InputError("--videos trains on footage: do not give --clips/--val-clips as well")
+        if poses2d is None:
+            raise InputError(
+                "--videos needs --poses2d (the detections of that footage, from `epipolarpose detect`)"
+            )
+        footage = FootageOptions(
+            videos=list(videos),
+            poses2d=poses2d,
+            crop_cache=crop_cache,
+            frames=parse_frames(frames),
+            augment=augment,
+        )
+    elif poses2d is not None or frames is not None:
+        raise InputError("--poses2d and --frames go with --videos")
+    if dataset is not None:
+        from ..training.datasets import DatasetOptions
+
+        if clips or val_clips:
+            raise InputError("--dataset trains on that dataset: do not give --clips/--val-clips as well")
+        if root is None:
+            raise InputError("--dataset needs --root DIR (the dataset's folder, see docs/datasets.md)")
+        dataset_opts = DatasetOptions(
+            name=dataset,
+            root=root,
+            every=every,
+            subjects=tuple(subjects or ()),
+            crop_cache=crop_cache,
+            augment=augment,
+        )
     opts = TrainOptions(
         supervision=supervision,
         out=out,
-        clips=resolve_clips(clips, shared, max_clips),
-        rig=rig or shared / "data/rigs/h36m_S1.json",
+        footage=footage,
+        dataset=dataset_opts,
+        init_imagenet=init_imagenet,
+        clips=[] if real else resolve_clips(clips or ["train"], shared, max_clips),
+        rig=rig if real else (rig or shared / "data/rigs/h36m_S1.json"),
         val_clips=resolve_clips(val_clips, shared) if val_clips else [],
         labels=labels,
         label_filter=label_filter,

@@ -240,6 +240,10 @@ class TrainOptions:
     checkpoint_every: int = 200
     progress: bool = True
     log_every: int = 10
+    #: real images instead of rendered clips (training/real.py): footage or a dataset
+    footage: Any = None  # real.FootageOptions
+    dataset: Any = None  # real.DatasetOptions
+    init_imagenet: Path | None = None
 
 
 def _parse_devices(devices: str) -> Any:
@@ -475,6 +479,8 @@ def build_module(
             )
         else:
             module.model.load_state_dict(init2d.state_dict())
+    elif opts.init_imagenet is not None and not resumed:
+        module.model.load_imagenet(opts.init_imagenet)  # torchvision's ResNet weights (.pth)
     return module
 
 
@@ -489,8 +495,15 @@ def fit(
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
 
 
-def write_outputs(opts: TrainOptions, data: TrainData, trainer: Any, module: PoseModule) -> dict[str, Any]:
-    """The run's summary; the main process also writes ``OUT/model.pt`` and ``OUT/train_summary.json``."""
+def write_outputs(
+    opts: TrainOptions,
+    data: TrainData,
+    trainer: Any,
+    module: PoseModule,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run's summary (plus ``extra``); the main process also writes ``OUT/model.pt`` and
+    ``OUT/train_summary.json``. ``data`` needs only ``config`` and ``frames.num_frames/num_cameras``."""
     out, cfg, frames = Path(opts.out), data.config, data.frames
     summary = {
         "supervision": opts.supervision,
@@ -501,6 +514,7 @@ def write_outputs(opts: TrainOptions, data: TrainData, trainer: Any, module: Pos
         "images_per_s": module.images_per_second,
         "train_frames": frames.num_frames,
         "cameras": frames.num_cameras,
+        **(extra or {}),
         "model_config": cfg.to_dict(),
         "checkpoint": str(out / "checkpoints" / "last.ckpt"),
         "model": str(out / "model.pt"),
@@ -524,6 +538,10 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         InputError: empty split, labels whose camera/frame counts do not match the frames, a
             checkpoint (``init_2d``/``resume``) from another configuration, missing inputs.
     """
+    if opts.footage is not None or opts.dataset is not None:
+        from .real import train_real  # videos, image folders, Human3.6M, MPI-INF-3DHP
+
+        return train_real(opts)
     data = load_training_data(opts)
     ckpt_path = resume_checkpoint(opts, data.config)
     trainer = build_trainer(opts)
