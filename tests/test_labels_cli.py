@@ -69,7 +69,9 @@ def test_label_noise_free_exact(clean, rig):
     # a self-calibrated world is levelled (formats.md): z up from the person, floor at z = 0
     assert res.rig.world == "levelled"
     np.testing.assert_allclose(
-        res.rig[0].world_to_camera(res.labels.poses3d_world.astype(float)), res.labels.poses3d_camera[0], atol=1e-4
+        res.rig[0].world_to_camera(res.labels.poses3d_world.astype(float)),
+        res.labels.poses3d_camera[0],
+        atol=1e-4,
     )
     X = res.labels.poses3d_world.astype(float)
     up = np.median(X[:, 10] - X[:, [3, 6]].mean(1), axis=0)

@@ -116,7 +116,10 @@ def level_world(rig: Rig, poses: np.ndarray) -> Levelling | None:
     R = np.stack([x, np.cross(up, x), up])
     heights = poses @ up
     if feet:
-        floor_h, floor = float(np.nanpercentile(heights[:, _ANKLES], 5)) - FOOT_HEIGHT_FRACTION * height, "feet"
+        floor_h, floor = (
+            float(np.nanpercentile(heights[:, _ANKLES], 5)) - FOOT_HEIGHT_FRACTION * height,
+            "feet",
+        )
         if not np.isfinite(floor_h):
             floor_h = float(np.nanpercentile(heights[:, _ANKLES], 5))
     else:
