@@ -50,7 +50,7 @@ class CameraAgreement:
 
 
 def camera_agreement(
-    rig: Rig, xn: np.ndarray, w: np.ndarray, max_frames: int = 2000
+    rig: Rig, xn: np.ndarray, w: np.ndarray, max_frames: int = 1000
 ) -> tuple[list[CameraAgreement], float]:
     """Every camera's detections against the triangulation of the other cameras.
 

@@ -19,11 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
-from scipy.spatial.transform import Rotation
 
 from .dlt import triangulate_dlt
-from .numeric import skew
+from .numeric import rotvec_to_matrix, skew
 
 __all__ = ["BundleObservations", "BundleOptions", "BundleResult", "bundle_adjust"]
 
@@ -77,7 +75,9 @@ class BundleOptions:
     Attributes:
         refine_focal: also estimate a focal-length factor per camera (camera 0's included).
         loss, f_scale_px: robust loss (``soft_l1``, ``cauchy`` or ``linear``) and its scale in px.
-        max_nfev: evaluations per IRLS round; irls_rounds: reweighting rounds.
+        max_nfev: evaluations per IRLS round; irls_rounds: reweighting rounds at most.
+        settle_deg: reweighting stops once a round turns no camera by more than this (and moves
+            no camera centre by more than the same fraction of a radian of its baseline).
     """
 
     refine_focal: bool = False
@@ -85,10 +85,25 @@ class BundleOptions:
     f_scale_px: float = 4.0
     max_nfev: int = 30
     irls_rounds: int = 3
+    settle_deg: float = 0.0
 
 
 #: Bounds of the focal-length factors bundle adjustment may apply.
 FOCAL_RANGE = (0.25, 4.0)
+
+
+def _settled(before: tuple, after: tuple, tol_deg: float) -> bool:
+    """True when the cameras moved less than ``tol_deg`` (rotations, translation directions
+    relative to the rig's size) and the focal factors by less than ``tol_deg`` in radians."""
+    if tol_deg <= 0:
+        return False
+    (R0, t0, s0), (R1, t1, s1) = before, after
+    turn = np.degrees(
+        np.arccos(np.clip((np.trace(np.swapaxes(R0, 1, 2) @ R1, axis1=1, axis2=2) - 1) / 2, -1, 1))
+    )
+    size = max(float(np.linalg.norm(t0, axis=1).max()), 1e-12)
+    moved = np.degrees(np.linalg.norm(t1 - t0, axis=1).max() / size)
+    return bool(turn.max() < tol_deg and moved < tol_deg and np.abs(s1 - s0).max() < np.radians(tol_deg))
 
 
 def _robust_weights(r_px: np.ndarray, loss: str, f_scale: float) -> np.ndarray:
@@ -103,21 +118,34 @@ def _robust_weights(r_px: np.ndarray, loss: str, f_scale: float) -> np.ndarray:
     raise ValueError(f"unknown loss {loss!r}")
 
 
+def _solve3(H: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched solve of symmetric positive (N, 3, 3) systems by the adjugate (faster than
+    ``np.linalg.solve`` on many tiny systems): (N, 3, 3), (N, 3) -> (N, 3)."""
+    a, b_, c = H[:, 0, 0], H[:, 0, 1], H[:, 0, 2]
+    d, e, f = H[:, 1, 1], H[:, 1, 2], H[:, 2, 2]
+    A00, A01, A02 = d * f - e * e, c * e - b_ * f, b_ * e - c * d
+    A11, A12, A22 = a * f - c * c, b_ * c - a * e, a * d - b_ * b_
+    det = a * A00 + b_ * A01 + c * A02
+    inv = 1.0 / np.where(np.abs(det) > 1e-300, det, 1e-300)
+    x0 = (A00 * b[:, 0] + A01 * b[:, 1] + A02 * b[:, 2]) * inv
+    x1 = (A01 * b[:, 0] + A11 * b[:, 1] + A12 * b[:, 2]) * inv
+    x2 = (A02 * b[:, 0] + A12 * b[:, 1] + A22 * b[:, 2]) * inv
+    return np.stack([x0, x1, x2], -1)
+
+
 @dataclass
 class _ReducedProblem:
-    """The bundle adjustment with the points eliminated: parameters are the poses of cameras
-    1..C-1 (rotation vector relative to the initial rotation, translation) and optionally C focal
-    factors. Observations live in a dense (N, C) layout, weight 0 where a camera does not see a
-    point; ``X`` holds the current optimal points and ``irls`` the current robust weights."""
+    """The bundle adjustment with the points eliminated (variable projection). The parameters
+    are the poses of cameras 1..C-1 (a rotation increment applied on the left and the
+    translation) and optionally C focal factors; the points are re-solved for every camera
+    estimate. Observations live in a dense (N, C) layout, weight 0 where a camera does not see a
+    point; ``irls`` holds the current robust weights."""
 
-    R0: np.ndarray  # (C, 3, 3) initial rotations
-    t0: np.ndarray  # (C, 3) initial translations
     O: np.ndarray  # (N, C, 2) observations
     W: np.ndarray  # (N, C) confidences
     S: np.ndarray  # (N, C) noise scales, pixels
     focal: np.ndarray  # (C,)
     refine_focal: bool
-    X: np.ndarray  # (N, 3)
     irls: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -127,27 +155,6 @@ class _ReducedProblem:
         self.nc = 6 * (C - 1)
         self.nf = C if self.refine_focal else 0
         self.irls = np.ones((N, C))
-
-    def unpack(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Parameters -> rotations (C, 3, 3), translations (C, 3), focal factors (C,)."""
-        C = len(self.focal)
-        cp = p[: self.nc].reshape(C - 1, 6)
-        Rs = np.concatenate([self.R0[:1], Rotation.from_rotvec(cp[:, :3]).as_matrix() @ self.R0[1:]])
-        ts = np.concatenate([self.t0[:1], cp[:, 3:]])
-        s = p[self.nc : self.nc + self.nf] if self.nf else np.ones(C)
-        return Rs, ts, s
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Poses are free; focal factors stay within :data:`FOCAL_RANGE` (a focal length that
-        shrinks towards zero or changes sign is a degenerate fit, not a camera)."""
-        lo = np.concatenate([np.full(self.nc, -np.inf), np.full(self.nf, FOCAL_RANGE[0])])
-        hi = np.concatenate([np.full(self.nc, np.inf), np.full(self.nf, FOCAL_RANGE[1])])
-        return lo, hi
-
-    def initial(self) -> np.ndarray:
-        """Parameter vector of the initial rig (unit focal factors)."""
-        C = len(self.t0)
-        return np.concatenate([np.hstack([np.zeros((C - 1, 3)), self.t0[1:]]).ravel(), np.ones(self.nf)])
 
     def project(self, Rs, ts, s, Xp):
         """-> residuals (N, C, 2), d r/d Xc (N, C, 2, 3), RX (N, C, 3), normalized projections
@@ -169,35 +176,32 @@ class _ReducedProblem:
         r[~self.seen] = 0.0
         return r, D, RX, pr, g
 
-    def solve_points(self, Rs, ts, s, iters: int = 2) -> np.ndarray:
-        """Optimal points for given cameras: weighted DLT (depth-reweighted), then Gauss-Newton."""
-        N, C = self.W.shape
+    def triangulate(self, Rs, ts, s, fallback: np.ndarray) -> np.ndarray:
+        """Points from scratch: weighted DLT (depth-reweighted); ``fallback`` where it fails."""
         P = np.concatenate([Rs, ts[:, :, None]], -1)
         Xp = triangulate_dlt(P, self.O / s[:, None], np.sqrt(self.W) / self.S * self.irls)
         bad = ~np.isfinite(Xp).all(-1)
-        Xp[bad] = self.X[bad]
+        Xp[bad] = fallback[bad]
+        return Xp
+
+    def refine_points(self, Rs, ts, s, Xp: np.ndarray, iters: int = 2) -> np.ndarray:
+        """Gauss-Newton steps on every point's own weighted reprojection error."""
+        N, C = self.W.shape
         for _ in range(iters):
             r, D, _, _, _ = self.project(Rs, ts, s, Xp)
             Jp = np.matmul(D, Rs).reshape(N, 2 * C, 3)
             H = np.matmul(np.swapaxes(Jp, 1, 2), Jp)
             H += (1e-9 * np.trace(H, axis1=1, axis2=2) + 1e-300)[:, None, None] * np.eye(3)
             g = np.matmul(np.swapaxes(Jp, 1, 2), r.reshape(N, 2 * C, 1))[..., 0]
-            Xp = Xp - np.linalg.solve(H, g[..., None])[..., 0]
-        self.X = Xp
+            Xp = Xp - _solve3(H, g)
         return Xp
 
-    def residuals(self, p: np.ndarray) -> np.ndarray:
-        """Weighted pixel residuals (N·C·2,) at the optimal points of parameters ``p``."""
-        Rs, ts, s = self.unpack(p)
-        r, *_ = self.project(Rs, ts, s, self.solve_points(Rs, ts, s))
-        return r.ravel()
-
-    def jacobian(self, p: np.ndarray) -> np.ndarray:
-        """Reduced Jacobian ``(I - J_p H⁻¹ J_pᵀ) J_c`` per point, (N·C·2, parameters)."""
+    def normal_equations(self, Rs, ts, s, Xp) -> tuple[np.ndarray, np.ndarray, float]:
+        """Reduced normal equations ``A = sum_p Jrᵀ Jr``, ``g = sum_p Jrᵀ r`` of the camera
+        parameters, ``Jr = (I - J_p H⁻¹ J_pᵀ) J_c`` per point, and the cost ``sum r²``."""
         N, C = self.W.shape
         nc, nf = self.nc, self.nf
-        Rs, ts, s = self.unpack(p)
-        _, D, RX, pr, g = self.project(Rs, ts, s, self.X)
+        r, D, RX, pr, g = self.project(Rs, ts, s, Xp)
         Jc = np.zeros((N, C, 2, nc + nf))
         for c in range(1, C):
             k = 6 * (c - 1)
@@ -209,18 +213,68 @@ class _ReducedProblem:
         Jp = np.matmul(D, Rs).reshape(N, 2 * C, 3)
         H = np.matmul(np.swapaxes(Jp, 1, 2), Jp)
         H += (1e-9 * np.trace(H, axis1=1, axis2=2) + 1e-300)[:, None, None] * np.eye(3)
-        Jr = Jc - Jp @ np.linalg.solve(H, np.swapaxes(Jp, 1, 2) @ Jc)
-        return Jr.reshape(N * 2 * C, nc + nf)
+        JpJc = np.matmul(np.swapaxes(Jp, 1, 2), Jc)  # (N, 3, P)
+        M = np.linalg.solve(H, JpJc)  # H⁻¹ J_pᵀ J_c, (N, 3, P)
+        Jc2 = Jc.reshape(-1, nc + nf)
+        A = Jc2.T @ Jc2 - np.tensordot(JpJc, M, axes=([0, 1], [0, 1]))
+        rf = r.reshape(N, 2 * C)
+        Jpr = np.matmul(np.swapaxes(Jp, 1, 2), rf[..., None])[..., 0]  # J_pᵀ r, (N, 3)
+        grad = Jc2.T @ rf.reshape(-1) - np.tensordot(M, Jpr, axes=([0, 1], [0, 1]))
+        return A, grad, float(np.sum(r**2))
 
-    def pixel_errors(self, p: np.ndarray) -> np.ndarray:
-        """Errors (N, C) of the current points under parameters ``p``, in units of sigma (pixels
-        when every sigma is 1), without the confidences and robust weights."""
-        Rs, ts, s = self.unpack(p)
+    def step(self, Rs, ts, s, delta: np.ndarray):
+        """The cameras after a parameter step (rotations updated on the left, camera 0 fixed;
+        focal factors kept within :data:`FOCAL_RANGE`)."""
+        C = len(Rs)
+        d = delta[: self.nc].reshape(C - 1, 6)
+        Rn = Rs.copy()
+        Rn[1:] = rotvec_to_matrix(d[:, :3]) @ Rs[1:]
+        tn = ts.copy()
+        tn[1:] = ts[1:] + d[:, 3:]
+        sn = np.clip(s + delta[self.nc :], *FOCAL_RANGE) if self.nf else s
+        return Rn, tn, sn
+
+    def pixel_errors(self, Rs, ts, s, Xp) -> np.ndarray:
+        """Errors (N, C) in units of sigma (pixels when every sigma is 1), without the
+        confidences and robust weights."""
         keep = self.irls
         self.irls = np.ones_like(keep)
-        r, *_ = self.project(Rs, ts, s, self.X)
+        r, *_ = self.project(Rs, ts, s, Xp)
         self.irls = keep
         return np.linalg.norm(r, axis=-1) / np.maximum(np.sqrt(self.W), 1e-300)
+
+    def levenberg_marquardt(self, Rs, ts, s, Xp, max_iter: int, tol: float = 1e-8):
+        """Minimise the weighted squared residuals over the cameras (points re-solved at each
+        step, warm-started). Returns the cameras, points, cost evaluations and convergence."""
+        lam = 1e-3
+        A, grad, cost = self.normal_equations(Rs, ts, s, Xp)
+        evals, converged = 1, False
+        P = len(grad)
+        for _ in range(max_iter):
+            diag = np.maximum(np.diag(A), 1e-12 * max(np.abs(np.diag(A)).max(), 1e-300))
+            accepted = False
+            while lam < 1e10:
+                delta = np.linalg.solve(A + lam * np.diag(diag) + 1e-15 * np.eye(P), -grad)
+                Rn, tn, sn = self.step(Rs, ts, s, delta)
+                Xn = self.refine_points(Rn, tn, sn, Xp)
+                r, *_ = self.project(Rn, tn, sn, Xn)
+                new_cost = float(np.sum(r**2))
+                evals += 1
+                if np.isfinite(new_cost) and new_cost <= cost:
+                    accepted = True
+                    break
+                lam *= 4.0
+            if not accepted:
+                converged = True
+                break
+            gain = (cost - new_cost) / max(cost, 1e-300)
+            Rs, ts, s, Xp = Rn, tn, sn, Xn
+            lam = max(lam / 3.0, 1e-9)
+            A, grad, cost = self.normal_equations(Rs, ts, s, Xp)
+            if gain < tol or np.abs(delta).max() < 1e-12:
+                converged = True
+                break
+        return Rs, ts, s, Xp, evals, converged
 
 
 def bundle_adjust(
@@ -235,9 +289,10 @@ def bundle_adjust(
     3D points by minimising robust reprojection error in pixels.
 
     Residual of observation ``k`` of point ``p`` in camera ``c``:
-    ``focal[c] * sqrt(w_k) * (s_c * π(R_c X_p + t_c) - obs_k)``, where ``obs`` are normalized
-    coordinates computed with the initial focal ``focal[c]`` and ``s_c`` the focal factor (1 unless
-    ``options.refine_focal``).
+    ``focal[c] * sqrt(w_k) * (s_c * π(R_c X_p + t_c) - obs_k) / sigma_k``, where ``obs`` are
+    normalized coordinates computed with the initial focal ``focal[c]`` and ``s_c`` the focal
+    factor (1 unless ``options.refine_focal``). Levenberg–Marquardt on the reduced camera system
+    (points eliminated), the robust loss by iteratively reweighted least squares.
 
     Args:
         R: (C, 3, 3), t: (C, 3) initial extrinsics.
@@ -260,28 +315,28 @@ def bundle_adjust(
     W[pt_idx, cam_idx] = 1.0 if w is None else np.asarray(w, dtype=np.float64)
     if observations.sigma_px is not None:
         S[pt_idx, cam_idx] = np.asarray(observations.sigma_px, dtype=np.float64)
-    X = np.asarray(X, dtype=np.float64).copy()
-    prob = _ReducedProblem(R, t, O, W, S, focal, options.refine_focal, X)
-    p = prob.initial()
+    prob = _ReducedProblem(O, W, S, focal, options.refine_focal)
     seen = prob.seen
-    e0 = (prob.pixel_errors(p) * S)[seen]
+    Rs, ts, s = R.copy(), t.copy(), np.ones(C)
+    Xp = np.asarray(X, dtype=np.float64).copy()
+    e0 = (prob.pixel_errors(Rs, ts, s, Xp) * S)[seen]
     med0 = float(np.median(e0)) if e0.size else 0.0
     nfev, ok = 0, True
     for it in range(options.irls_rounds if options.loss != "linear" else 1):
-        e = prob.pixel_errors(p)
+        e = prob.pixel_errors(Rs, ts, s, Xp)
         fs = max(options.f_scale_px, float(np.median(e[seen]))) if it == 0 else options.f_scale_px
         prob.irls = _robust_weights(e, options.loss, fs)
+        Xp = prob.refine_points(Rs, ts, s, prob.triangulate(Rs, ts, s, Xp), iters=2)
         if prob.nc + prob.nf == 0:
-            prob.solve_points(*prob.unpack(p), iters=5)
+            Xp = prob.refine_points(Rs, ts, s, Xp, iters=3)
             break
-        solver = dict(method="trf", x_scale="jac", tr_solver="exact", xtol=1e-8, ftol=1e-8)
-        res = least_squares(
-            prob.residuals, p, jac=prob.jacobian, bounds=prob.bounds(), max_nfev=options.max_nfev, **solver
-        )
-        p, nfev, ok = res.x, nfev + int(res.nfev), ok and res.status > 0
-    prob.irls = _robust_weights(prob.pixel_errors(p), options.loss, options.f_scale_px)
-    Rs, ts, s = prob.unpack(p)
-    prob.solve_points(Rs, ts, s, iters=3)
-    e1 = (prob.pixel_errors(p) * S)[seen]
+        before = (Rs, ts, s)
+        Rs, ts, s, Xp, evals, converged = prob.levenberg_marquardt(Rs, ts, s, Xp, options.max_nfev)
+        nfev, ok = nfev + evals, ok and converged
+        if it > 0 and _settled(before, (Rs, ts, s), options.settle_deg):
+            break
+    prob.irls = _robust_weights(prob.pixel_errors(Rs, ts, s, Xp), options.loss, options.f_scale_px)
+    Xp = prob.refine_points(Rs, ts, s, prob.triangulate(Rs, ts, s, Xp), iters=3)
+    e1 = (prob.pixel_errors(Rs, ts, s, Xp) * S)[seen]
     med1 = float(np.median(e1)) if e1.size else 0.0
-    return BundleResult(Rs, ts, prob.X, np.asarray(s, dtype=np.float64).copy(), med0, med1, nfev, ok)
+    return BundleResult(Rs, ts, Xp, np.asarray(s, dtype=np.float64).copy(), med0, med1, nfev, ok)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["project_to_so3", "skew"]
+__all__ = ["project_to_so3", "rotvec_to_matrix", "skew"]
 
 
 def skew(v: np.ndarray) -> np.ndarray:
@@ -26,3 +26,15 @@ def project_to_so3(M: np.ndarray) -> np.ndarray:
     U, _, Vt = np.linalg.svd(M)
     d = np.sign(np.linalg.det(U @ Vt))
     return U @ (np.concatenate([np.ones(d.shape + (2,)), d[..., None]], -1)[..., :, None] * Vt)
+
+
+def rotvec_to_matrix(v: np.ndarray) -> np.ndarray:
+    """Rotation matrices of rotation vectors (Rodrigues): (..., 3) -> (..., 3, 3)."""
+    v = np.asarray(v, dtype=np.float64)
+    theta = np.linalg.norm(v, axis=-1)[..., None, None]
+    K = skew(v)
+    small = theta < 1e-8
+    th = np.where(small, 1.0, theta)
+    a = np.where(small, 1.0 - theta**2 / 6, np.sin(th) / th)
+    b = np.where(small, 0.5 - theta**2 / 24, (1 - np.cos(th)) / th**2)
+    return np.eye(3) + a * K + b * (K @ K)

@@ -53,7 +53,7 @@ class RefinementOptions:
     robust_scale: float = 2.0
     noise_model: str = "view"
     rounds: int = 3
-    irls_rounds: int = 6
+    irls_rounds: int = 8
     max_nfev: int = 100
     refine_focal: bool = False
     min_count: int = 20
@@ -211,6 +211,7 @@ def robust_bundle_adjustment(
         f_scale_px=options.robust_scale,
         irls_rounds=options.irls_rounds,
         max_nfev=options.max_nfev,
+        settle_deg=0.01,
     )
     for _ in range(options.rounds):
         s = sigma[obs.joint, side]
