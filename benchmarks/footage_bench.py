@@ -35,7 +35,7 @@ order. In one run, per folder:
    the other MediaPipe mode are computed too when its file is cached (``floors_other_mode``), since
    the README shows both. For multi-person folders the floors are also computed on every
    leave-one-camera-out subset (the README's 3-camera floor of pose2sim is ``without_cam03``).
-4. **Sync** (single-person folders; with and without the lab intrinsics): ``estimate_offsets`` with
+4. **Sync** (single-person folders; with and without the lab intrinsics): ``labelling.synchronize`` (the 2D tracks, checked with a calibrated rig: what ``label --sync auto`` runs) with
    ``SyncOptions()`` (what ``label --sync auto`` uses; ``max_offset`` capped at frames - 3) on (i)
    the detections as recorded (synchronized: the answer must be all zeros) and (ii) ``--sync-draws``
    draws (seeded) of known offsets ``o`` in [-10, 10] for a random non-empty subset of cameras
@@ -101,7 +101,7 @@ from epipolarpose.geometry.triangulation import (  # noqa: E402
     triangulate_rig,
     triangulate_robust,
 )
-from epipolarpose.labelling import LabelOptions, label_poses  # noqa: E402
+from epipolarpose.labelling import LabelOptions, label_poses, synchronize  # noqa: E402
 from epipolarpose.metrics import n_mpjpe  # noqa: E402
 from epipolarpose.sync import SyncOptions, apply_offsets, estimate_offsets  # noqa: E402
 from epipolarpose.video import probe  # noqa: E402
@@ -535,7 +535,7 @@ def run_sync(p2: Poses2D, lab: Rig, draws: list[list[int]]) -> dict[str, Any]:
         def one(q2: Poses2D, true: list[int]) -> dict[str, Any]:
             opts = SyncOptions(max_offset=min(SyncOptions().max_offset, q2.num_frames - 3))
             t0 = time.perf_counter()
-            res = estimate_offsets(q2, opts)
+            res = synchronize(q2, options=LabelOptions(sync=opts))  # what label --sync auto runs
             return {
                 "true": true,
                 "found": res.offsets.tolist(),

@@ -279,14 +279,19 @@ class Rig:
 
     def project(self, X: np.ndarray, distort: bool = True) -> np.ndarray:
         """World points (..., 3) -> pixels in every camera, (C, ..., 2)."""
-        return np.stack([c.project(X, distort=distort) for c in self.cameras])
+        return self.project_camera(self.world_to_camera(X), distort=distort)
+
+    def project_camera(self, Xc: np.ndarray, distort: bool = True) -> np.ndarray:
+        """Points in every camera's frame (C, ..., 3) -> pixels (C, ..., 2)."""
+        return np.stack([c.project_camera(x, distort=distort) for c, x in zip(self.cameras, Xc)])
 
     def world_to_camera(self, X: np.ndarray) -> np.ndarray:
         """World points (..., 3) -> points in every camera's frame, (C, ..., 3)."""
         X = np.asarray(X, dtype=np.float64)
-        return np.einsum("cij,...j->c...i", self.R, X) + self.t.reshape(
-            (len(self),) + (1,) * (X.ndim - 1) + (3,)
-        )
+        C = len(self)
+        # one (M, 3) x (3, 3C) product: faster than an einsum over the cameras
+        Xc = X.reshape(-1, 3) @ self.R.reshape(3 * C, 3).T + self.t.reshape(-1)
+        return np.moveaxis(Xc.reshape(X.shape[:-1] + (C, 3)), -2, 0)
 
     def undistort(self, uv: np.ndarray) -> np.ndarray:
         """Pixels (C, ..., 2) -> undistorted normalized coordinates (C, ..., 2)."""

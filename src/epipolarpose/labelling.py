@@ -35,7 +35,7 @@ from .geometry.calibration import (
 from .geometry.dlt import triangulate_dlt
 from .geometry.observations import check_observations, normalized_observations, resolve_intrinsics
 from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
-from .geometry.triangulation import TriangulationOptions, reprojection_errors, triangulate_robust
+from .geometry.triangulation import TriangulationOptions, triangulate_robust
 from .io import json_default
 from .quality import CameraAgreement, camera_agreement, quality_warnings
 from .skeleton import left_right_pairs, metric_scale
@@ -43,7 +43,15 @@ from .sync import SyncOptions, SyncResult, apply_offsets, check_with_rig, estima
 from .timing import Timer
 from .world import level_world
 
-__all__ = ["CameraSummary", "LabelOptions", "LabelResult", "LabelSummary", "check_rig", "label_poses"]
+__all__ = [
+    "CameraSummary",
+    "LabelOptions",
+    "LabelResult",
+    "LabelSummary",
+    "check_rig",
+    "label_poses",
+    "synchronize",
+]
 
 MODES = ("sequence", "per-frame")
 
@@ -271,16 +279,24 @@ def _per_frame(poses2d: Poses2D, rig: Rig | None, options: LabelOptions, progres
     return _Reconstruction(rig, X, res.valid)
 
 
-def _synchronize(
+def synchronize(
     poses2d: Poses2D,
-    rig: Rig | None,
-    options: LabelOptions,
-    calibrations: dict[bytes, tuple[Rig, CalibrationReport]],
+    rig: Rig | None = None,
+    options: LabelOptions = LabelOptions(sync=SyncOptions()),
+    calibrations: dict[bytes, tuple[Rig, CalibrationReport]] | None = None,
 ) -> SyncResult:
     """Offsets from the 2D tracks (on the landmarks calibration uses), checked with a rig
     calibrated from all cameras (the known one, or self-calibration) in sequence mode. The
-    self-calibrations made on the way are kept in ``calibrations`` (by offsets)."""
-    assert options.sync is not None
+    self-calibrations made on the way are kept in ``calibrations`` (keyed by the detections).
+
+    Args:
+        poses2d: the detections, as recorded.
+        rig: a known rig, else self-calibration checks the offsets.
+        options: ``options.sync`` (required), the mode and the calibration options.
+    """
+    if options.sync is None:
+        raise InputError("synchronize needs options.sync")
+    calibrations = {} if calibrations is None else calibrations
     tracks = calibration_detections(poses2d, options.calibration.landmarks)
     sync = estimate_offsets(tracks, options.sync)
     if options.mode != "sequence":
@@ -298,7 +314,7 @@ def _synchronize(
 
 
 def _key(poses2d: Poses2D) -> bytes:
-    """Identity of a set of detections (the memo of :func:`_synchronize`)."""
+    """Identity of a set of detections (the memo of :func:`synchronize`)."""
     digest = hashlib.sha1(np.ascontiguousarray(poses2d.keypoints).data)
     digest.update(np.ascontiguousarray(poses2d.scores).data)
     return digest.digest()
@@ -368,7 +384,7 @@ def label_poses(
     calibrations: dict[bytes, tuple[Rig, CalibrationReport]] = {}
     if options.sync is not None and offsets is None:
         with timer("sync"):
-            sync = _synchronize(poses2d, rig, options, calibrations)
+            sync = synchronize(poses2d, rig, options, calibrations)
         offsets = sync.offsets
     if offsets is not None:
         poses2d = apply_offsets(poses2d, offsets)
@@ -405,11 +421,12 @@ def _make_labels(poses2d: Poses2D, rec: _Reconstruction, offsets: np.ndarray | N
     """``labels.npz`` of a reconstruction: world and camera-frame poses (NaN where invalid),
     reprojection errors where observed, the rig and the offsets."""
     X = np.where(rec.valid[..., None], rec.points, np.nan)
-    reproj = reprojection_errors(rec.rig, X, np.asarray(poses2d.keypoints, dtype=np.float64))
-    reproj = np.where(poses2d.observed(), reproj, np.nan)
+    Xc = rec.rig.world_to_camera(X)
+    d = rec.rig.project_camera(Xc) - poses2d.keypoints
+    reproj = np.where(poses2d.observed(), np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2), np.nan)
     extra: dict[str, Any] = {"rig_json": np.array(rec.rig.to_json())}
     if poses2d.fps is not None:
         extra["fps"] = np.float64(poses2d.fps)
     if offsets is not None:
         extra["offsets"] = np.asarray(offsets, dtype=np.int64)
-    return Labels(X, rec.rig.world_to_camera(X), rec.valid, reproj, extra=extra)
+    return Labels(X, Xc, rec.valid, reproj, extra=extra)

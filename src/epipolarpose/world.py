@@ -17,6 +17,7 @@ Units stay those of the rig.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,7 +97,9 @@ def level_world(rig: Rig, poses: np.ndarray) -> Levelling | None:
     if poses.ndim != 3 or poses.shape[1:] != (len(H36M_JOINTS), 3):
         return None
     ankles = poses[:, _ANKLES]
-    mid_ankle = np.nanmean(ankles, axis=1) if np.isfinite(ankles).any() else np.full((len(poses), 3), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames without an ankle
+        mid_ankle = np.nanmean(ankles, axis=1)
     up, method = _median_direction(poses[:, _HEAD] - mid_ankle), "feet to head"
     if up is None:
         up, method = _median_direction(poses[:, _THORAX] - poses[:, _PELVIS]), "pelvis to thorax"

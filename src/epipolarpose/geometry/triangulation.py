@@ -28,8 +28,8 @@ def reprojection_errors(rig: Rig, X: np.ndarray, keypoints: np.ndarray, distort:
     Returns:
         (C, ...) pixels, NaN where either is missing.
     """
-    uv = rig.project(X, distort=distort)
-    return np.linalg.norm(uv - keypoints, axis=-1)
+    d = rig.project(X, distort=distort) - keypoints
+    return np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2)
 
 
 def vector_median(points: np.ndarray, axis: int = -2, iterations: int = 50, eps: float = 1e-9) -> np.ndarray:
