@@ -1,6 +1,7 @@
 """Hartley–Sturm optimal two-view triangulation ("polynomial" triangulation), batched over
-points: the closest pair of image points that satisfies the epipolar constraint exactly, then a
-linear triangulation of that pair (the paper's per-frame recipe uses it).
+points and over camera pairs: the closest pair of image points that satisfies the epipolar
+constraint exactly, then a linear triangulation of that pair (the paper's per-frame recipe uses it,
+with a different pair of projection matrices in every frame).
 """
 
 from __future__ import annotations
@@ -22,11 +23,19 @@ def _pmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def fundamental_from_projections(P1: np.ndarray, P2: np.ndarray) -> np.ndarray:
-    """``F`` with ``x2ᵀ F x1 = 0`` from two (3, 4) projection matrices (H&Z eq. 9.1)."""
+    """``F`` with ``x2ᵀ F x1 = 0`` from two (..., 3, 4) projection matrices (H&Z eq. 9.1) -> (..., 3, 3)."""
+    P1 = np.asarray(P1, dtype=np.float64)
+    P2 = np.asarray(P2, dtype=np.float64)
     _, _, Vt = np.linalg.svd(P1)
-    C1 = Vt[-1]
-    e2 = P2 @ C1
+    C1 = Vt[..., -1, :]
+    e2 = (P2 @ C1[..., None])[..., 0]
     return skew(e2) @ P2 @ np.linalg.pinv(P1)
+
+
+def _epipoles(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit epipoles of (..., 3, 3) fundamental matrices: ``F e1 = 0``, ``e2ᵀ F = 0``, each (..., 3)."""
+    U, _, Vt = np.linalg.svd(F)
+    return Vt[..., -1, :], U[..., :, -1]
 
 
 def correct_matches(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,20 +44,38 @@ def correct_matches(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> tuple[np.n
     ``cv2.correctMatches``.
 
     Args:
-        F: (3, 3). x1, x2: (N, 2).
+        F: (3, 3), or (..., 3, 3) one per batch element. x1, x2: (..., N, 2) (the batch dimensions
+            broadcast with ``F``'s).
     Returns:
-        corrected x1, x2, each (N, 2).
+        corrected x1, x2, each (..., N, 2).
     """
-    x1 = np.asarray(x1, dtype=np.float64).reshape(-1, 2)
-    x2 = np.asarray(x2, dtype=np.float64).reshape(-1, 2)
+    F = np.asarray(F, dtype=np.float64)
+    x1 = np.asarray(x1, dtype=np.float64)
+    x2 = np.asarray(x2, dtype=np.float64)
+    batch = np.broadcast_shapes(F.shape[:-2], x1.shape[:-2], x2.shape[:-2])
+    shape = batch + (np.broadcast_shapes(x1.shape[-2:-1], x2.shape[-2:-1])[0], 2)
+    e1o, e2o = _epipoles(F)
+    if F.ndim > 2:  # one F per batch element: gather it (and its epipoles) for every point
+        F = np.broadcast_to(F[..., None, :, :], shape[:-1] + (3, 3)).reshape(-1, 3, 3)
+        e1o = np.broadcast_to(e1o[..., None, :], shape[:-1] + (3,)).reshape(-1, 3)
+        e2o = np.broadcast_to(e2o[..., None, :], shape[:-1] + (3,)).reshape(-1, 3)
+    c1, c2 = _correct(
+        F, e1o, e2o, np.broadcast_to(x1, shape).reshape(-1, 2), np.broadcast_to(x2, shape).reshape(-1, 2)
+    )
+    return c1.reshape(shape), c2.reshape(shape)
+
+
+def _correct(
+    F: np.ndarray, e1o: np.ndarray, e2o: np.ndarray, x1: np.ndarray, x2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`correct_matches` of (n, 2) points with one ``F`` (3, 3) and its epipoles (3,), or one
+    per point: F (n, 3, 3), epipoles (n, 3)."""
     n = len(x1)
-    _, _, Vt = np.linalg.svd(F)
-    e1o = Vt[-1]  # F e1 = 0
-    U, _, _ = np.linalg.svd(F)
-    e2o = U[:, -1]  # e2ᵀ F = 0
+    e1o = np.broadcast_to(e1o, (n, 3))
+    e2o = np.broadcast_to(e2o, (n, 3))
     # T moves each point to the origin: T = [[1,0,-x],[0,1,-y],[0,0,1]]
-    e1 = np.stack([e1o[0] - x1[:, 0] * e1o[2], e1o[1] - x1[:, 1] * e1o[2], np.full(n, e1o[2])], -1)
-    e2 = np.stack([e2o[0] - x2[:, 0] * e2o[2], e2o[1] - x2[:, 1] * e2o[2], np.full(n, e2o[2])], -1)
+    e1 = np.stack([e1o[:, 0] - x1[:, 0] * e1o[:, 2], e1o[:, 1] - x1[:, 1] * e1o[:, 2], e1o[:, 2]], -1)
+    e2 = np.stack([e2o[:, 0] - x2[:, 0] * e2o[:, 2], e2o[:, 1] - x2[:, 1] * e2o[:, 2], e2o[:, 2]], -1)
     e1 /= np.linalg.norm(e1[:, :2], axis=1, keepdims=True)
     e2 /= np.linalg.norm(e2[:, :2], axis=1, keepdims=True)
 
@@ -81,20 +108,7 @@ def correct_matches(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> tuple[np.n
     g2 = ((a * d - b * c)[:, None]) * _pmul(_pmul(u, u), _pmul(p, q))  # degree 6
     g = np.concatenate([g1, np.zeros((n, 1))], 1) - g2  # (n, 7), increasing powers
 
-    # roots of every polynomial via companion-matrix eigenvalues (degree 6; lower degree rows
-    # fall back to np.roots)
-    lead = g[:, 6]
-    big = np.abs(lead) > 1e-12 * np.maximum(np.abs(g).max(1), 1e-300)
-    roots = np.full((n, 6), np.nan, dtype=np.complex128)
-    if big.any():
-        m = g[big] / lead[big, None]
-        comp = np.zeros((int(big.sum()), 6, 6))
-        comp[:, 1:, :-1] = np.eye(5)
-        comp[:, :, -1] = -m[:, :6]
-        roots[big] = np.linalg.eigvals(comp)
-    for i in np.flatnonzero(~big):
-        r = np.roots(g[i, ::-1])
-        roots[i, : len(r)] = r
+    roots = _roots(g)
     # every real t is a feasible pair of epipolar lines: evaluate the cost at the real parts of all
     # roots (harmless for complex ones) and at t = inf, keep the cheapest
     t = roots.real
@@ -128,24 +142,79 @@ def correct_matches(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> tuple[np.n
     return h1[:, :2] / h1[:, 2:3], h2[:, :2] / h2[:, 2:3]
 
 
+def _roots(g: np.ndarray) -> np.ndarray:
+    """Roots of polynomials of degree at most 6, (n, 7) coefficients in increasing powers ->
+    (n, 6) complex, NaN-padded.
+
+    Rows whose leading coefficient is not negligible: eigenvalues of the monic companion matrix.
+    The others get exactly what ``np.roots`` gives them (its companion matrix, eigenvalues of all
+    such rows in one batched call; only rows with an exactly zero leading or constant coefficient,
+    which ``np.roots`` trims, go through ``np.roots`` one by one). Rows with a non-finite
+    coefficient get NaN.
+    """
+    n = len(g)
+    fin = np.isfinite(g).all(1)
+    lead = g[:, 6]
+    big = fin & (np.abs(lead) > 1e-12 * np.maximum(np.abs(g).max(1), 1e-300))
+    roots = np.full((n, 6), np.nan, dtype=np.complex128)
+    if big.any():
+        m = g[big] / lead[big, None]
+        comp = np.zeros((int(big.sum()), 6, 6))
+        comp[:, 1:, :-1] = np.eye(5)
+        comp[:, :, -1] = -m[:, :6]
+        roots[big] = np.linalg.eigvals(comp)
+    rest = fin & ~big
+    full = rest & (lead != 0) & (g[:, 0] != 0)  # np.roots trims nothing: a 6x6 companion
+    if full.any():
+        p = g[full, ::-1]  # decreasing powers, as np.roots takes them
+        comp = np.zeros((int(full.sum()), 6, 6))
+        comp[:, 1:, :-1] = np.eye(5)
+        comp[:, 0, :] = -p[:, 1:] / p[:, :1]
+        roots[full] = np.linalg.eigvals(comp)
+    for i in np.flatnonzero(rest & ~full):
+        r = np.roots(g[i, ::-1])
+        roots[i, : len(r)] = r
+    return roots
+
+
 def triangulate_optimal(
     P1: np.ndarray, P2: np.ndarray, x1: np.ndarray, x2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Optimal (Hartley–Sturm, "polynomial") two-view triangulation, batched over points.
+    """Optimal (Hartley–Sturm, "polynomial") two-view triangulation, batched over points and over
+    camera pairs.
 
     Args:
-        P1, P2: (3, 4) projection matrices; x1, x2: (N, 2) points in the same coordinates.
+        P1, P2: (3, 4) projection matrices, or (..., 3, 4) one pair per batch element (e.g. one per
+            frame); x1, x2: (..., N, 2) points in the same coordinates (batch dimensions broadcast
+            with the matrices').
     Returns:
-        X (N, 3), corrected x1 (N, 2), corrected x2 (N, 2). NaN rows where an input is NaN.
+        X (..., N, 3), corrected x1 (..., N, 2), corrected x2 (..., N, 2). NaN rows where an input
+        is NaN.
     """
-    x1 = np.asarray(x1, dtype=np.float64).reshape(-1, 2)
-    x2 = np.asarray(x2, dtype=np.float64).reshape(-1, 2)
-    ok = np.isfinite(x1).all(1) & np.isfinite(x2).all(1)
-    X = np.full((len(x1), 3), np.nan)
-    c1 = np.full_like(x1, np.nan)
-    c2 = np.full_like(x2, np.nan)
-    if ok.any():
-        F = fundamental_from_projections(P1, P2)
-        c1[ok], c2[ok] = correct_matches(F, x1[ok], x2[ok])
-        X[ok] = triangulate_dlt(np.stack([P1, P2]), np.stack([c1[ok], c2[ok]], 1), reweight=0)
+    P1 = np.asarray(P1, dtype=np.float64)
+    P2 = np.asarray(P2, dtype=np.float64)
+    x1 = np.asarray(x1, dtype=np.float64)
+    x2 = np.asarray(x2, dtype=np.float64)
+    if P1.ndim == 2 and P2.ndim == 2:  # one pair for every point
+        x1, x2 = x1.reshape(-1, 2), x2.reshape(-1, 2)
+    batch = np.broadcast_shapes(P1.shape[:-2], P2.shape[:-2], x1.shape[:-2], x2.shape[:-2])
+    pts = batch + (np.broadcast_shapes(x1.shape[-2:-1], x2.shape[-2:-1])[0],)
+    x1 = np.broadcast_to(x1, pts + (2,))
+    x2 = np.broadcast_to(x2, pts + (2,))
+    ok = np.isfinite(x1).all(-1) & np.isfinite(x2).all(-1)
+    X = np.full(pts + (3,), np.nan)
+    c1 = np.full(pts + (2,), np.nan)
+    c2 = np.full(pts + (2,), np.nan)
+    if not ok.any():
+        return X, c1, c2
+    F = fundamental_from_projections(P1, P2)
+    e1o, e2o = _epipoles(F)
+    if F.ndim == 2:
+        P = np.stack([P1, P2])
+    else:  # one pair per batch element: gather it for every point
+        at, nb = np.nonzero(ok)[:-1], F.ndim - 2
+        F, e1o, e2o = (np.broadcast_to(v, batch + v.shape[nb:])[at] for v in (F, e1o, e2o))
+        P = np.stack([np.broadcast_to(P1, batch + (3, 4))[at], np.broadcast_to(P2, batch + (3, 4))[at]], 1)
+    c1[ok], c2[ok] = _correct(F, e1o, e2o, x1[ok], x2[ok])
+    X[ok] = triangulate_dlt(P, np.stack([c1[ok], c2[ok]], 1), reweight=0)
     return X, c1, c2

@@ -3,6 +3,11 @@ frame and consecutive camera pair ``(k, k+1)``, ``cv2.findFundamentalMat`` (RANS
 joints, ``E = KᵀFK``, the four ``(R, t)`` and the cheirality check, Hartley–Sturm triangulation;
 pairs are brought into camera 0's frame and combined by the vector median. Also the static rig
 that best explains such labels (:func:`rig_from_labels`, PnP of every camera).
+
+Only the RANSAC runs frame by frame and pair by pair (it is the recipe); the rest — ``E``, the
+decomposition and cheirality, the triangulation with every frame's own projection matrices, the
+alignment and the median — runs batched over frames (``tests/test_per_frame_fast.py`` pins that it
+gives the labels of the frame-by-frame implementation).
 """
 
 from __future__ import annotations
@@ -61,34 +66,56 @@ def per_frame_reconstruct(
     check_observations(poses2d, w)
     K = base.K
     P = C - 1
-    rec = np.full((P, F, J, 3), np.nan)
-    pair_poses = np.full((P, F, 3, 4), np.nan)
-    it = range(F)
-    if progress:
-        it = tqdm(it, desc="per-frame", unit="frame", leave=False)
     # undistorted pixels
     upix = xn[..., :2] * K[:, None, None, [0, 1], [0, 1]] + K[:, None, None, :2, 2]
-    for f in it:
+    both = (w[:-1] > 0) & (w[1:] > 0)  # (P, F, J): joints pair (k, k+1) sees
+    ok = both.sum(-1) >= 8  # (P, F): pairs and frames with enough of them
+    Rs = np.full((P, F, 3, 3), np.nan)
+    ts = np.full((P, F, 3), np.nan)
+    if rig is not None:
         for k in range(P):
-            m = (w[k, f] > 0) & (w[k + 1, f] > 0)
-            if m.sum() < 8:
-                continue
-            u1, u2 = upix[k, f][m], upix[k + 1, f][m]
-            if rig is not None:
-                R, t = rig.relative_pose(k, k + 1)
-            else:
-                Fm, inl = cv2.findFundamentalMat(u1, u2, cv2.FM_RANSAC, threshold_px, 0.99)
-                if Fm is None or Fm.shape != (3, 3):
+            Rs[k], ts[k] = rig.relative_pose(k, k + 1)
+    else:
+        # the paper's recipe: RANSAC on every frame's joints, one pair at a time (OpenCV)
+        Fm = np.full((P, F, 3, 3), np.nan)
+        inl = np.zeros((P, F, J), bool)
+        it = range(F)
+        if progress:
+            it = tqdm(it, desc="per-frame", unit="frame", leave=False)
+        for f in it:
+            for k in np.flatnonzero(ok[:, f]):
+                m = np.flatnonzero(both[k, f])
+                Fk, ik = cv2.findFundamentalMat(
+                    upix[k, f, m], upix[k + 1, f, m], cv2.FM_RANSAC, threshold_px, 0.99
+                )
+                if Fk is None or Fk.shape != (3, 3):
+                    ok[k, f] = False
                     continue
-                E = essential_from_fundamental(Fm, K[k], K[k + 1])
-                R, t, nf = pose_from_essential(E, xn[k, f][m], xn[k + 1, f][m], inl.ravel() > 0)
-                if nf == 0:
-                    continue
-            P1 = K[k] @ np.eye(3, 4)
-            P2 = K[k + 1] @ np.hstack([R, np.reshape(t, (3, 1))])
-            X, _, _ = triangulate_optimal(P1, P2, u1, u2)
-            rec[k, f][np.flatnonzero(m)] = X
-            pair_poses[k, f] = np.hstack([R, np.reshape(t, (3, 1))])
+                Fm[k, f] = Fk
+                inl[k, f, m] = ik.ravel() > 0
+        # E = KᵀFK, the four (R, t) and the cheirality check on the RANSAC inliers, all frames at once
+        kk, ff = np.nonzero(ok)
+        for c in _chunks(len(kk)):
+            k, f = kk[c], ff[c]
+            E = essential_from_fundamental(Fm[k, f], K[k], K[k + 1])
+            R, t, nf = pose_from_essential(E, xn[k, f], xn[k + 1, f], both[k, f] & inl[k, f])
+            ok[k[nf == 0], f[nf == 0]] = False
+            Rs[k, f], ts[k, f] = R, t
+    # Hartley–Sturm triangulation in camera k's frame, one (P1, P2) per pair and frame
+    rec = np.full((P, F, J, 3), np.nan)
+    pair_poses = np.full((P, F, 3, 4), np.nan)
+    kk, ff = np.nonzero(ok)
+    for c in _chunks(len(kk)):
+        k, f = kk[c], ff[c]
+        Rt = np.concatenate([Rs[k, f], ts[k, f, :, None]], -1)
+        m = both[k, f, :, None]
+        rec[k, f], _, _ = triangulate_optimal(
+            K[k] @ np.eye(3, 4),
+            K[k + 1] @ Rt,
+            np.where(m, upix[k, f], np.nan),
+            np.where(m, upix[k + 1, f], np.nan),
+        )
+        pair_poses[k, f] = Rt
     if rig is not None:
         # known extrinsics: express every pair in camera 0's frame exactly, in rig units
         for k in range(P):
@@ -104,6 +131,11 @@ def per_frame_reconstruct(
         out = vector_median(np.stack(aligned, -2))
     valid = np.isfinite(out).all(-1)
     return PerFrameResult(out, valid, pair_poses)
+
+
+def _chunks(n: int, size: int = 2048) -> list[slice]:
+    """Slices of at most ``size`` (pair, frame) items: the batched steps' memory stays bounded."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 def rig_from_labels(
