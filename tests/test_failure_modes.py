@@ -294,3 +294,26 @@ def test_a_camera_following_another_person_is_refused_by_name(cmu25):
         res = label_poses(p2.take_cameras(keep))
     assert res.summary.quality == []
     assert rel_rot_errors(res.rig, Rig([rig[k] for k in (0, 2, 3)])).max() < 0.4
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="known gap (measured): with camera 2 switched, calibration returns a rig 54-143° off and the "
+    "agreement check cannot score any camera (NaN), so nothing is refused; cameras 0 and 3 fail alike on "
+    "the 20k-frame benchmark (benchmarks/results/labels_20000_failure_modes.json)",
+)
+def test_any_camera_following_another_person_is_refused_or_harmless(cmu25):
+    """Never a confident wrong rig: either a refusal naming the switched camera, or a rig within 1°."""
+    rig = default_rig()
+    noise = NoiseModel(
+        identity_switch=((2, 0.2, 1.0),), derived_offset_mm=B, face_on_back=True, native="blazepose"
+    )
+    p2, _ = synthesize(cmu25, rig, noise, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            res = label_poses(p2)
+        except InputError as e:
+            assert rig[2].name in str(e)
+            return
+    assert rel_rot_errors(res.rig, rig).max() < 1.0
