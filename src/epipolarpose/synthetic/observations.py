@@ -17,6 +17,12 @@
 7. **confidences** — clean joints ``~U(score_clean)``, outliers and swapped joints
    ``~U(score_corrupted)``, missing joints 0.
 
+Before the noise, optional **detector failure modes** change *which 3D point* each camera's
+detector marks (:func:`detector_points`; all off by default, see :class:`NoiseModel`): view-dependent
+offsets of the derived and face joints (``derived_offset_mm``), a face hallucinated on back views
+(``face_on_back``) and identity switches to a second person (``identity_switch``). ``native``
+also emits a BlazePose-like set of the detector's own landmarks (``keypoints_native``).
+
 What happened to every joint is recorded in ``Poses2D.extra["corrupted"]`` (C, F, J) uint8, see
 :data:`CORRUPTION_CODES`. Every part draws from its own random stream (children of
 ``SeedSequence(seed)``), so changing one probability does not change the others' draws, and
@@ -27,8 +33,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -52,6 +58,39 @@ CORRUPTION_CODES: dict[str, int] = {
 }
 
 
+#: Human3.6M joints a detector does not see as one physical point: the pelvis, spine and thorax are
+#: derived from other landmarks (hips, shoulders), the neck/nose and head are placed on the face or
+#: the head's visible surface. They get the view-dependent offsets (``derived_offset_mm``).
+DERIVED_JOINTS: tuple[int, ...] = (0, 7, 8, 9, 10)
+#: The face joints (Neck/Nose, Head): hallucinated on back views with ``face_on_back``.
+FACE_JOINTS: tuple[int, ...] = (9, 10)
+#: A camera sees the person's back where the facing score ``s`` is below this
+#: (``s = -cos`` of the angle between the person's forward direction and the camera's ray).
+BACK_VIEW_S = -0.3
+#: Distance (mm) of the synthetic nose in front of the head centre (the midpoint of Neck/Nose and Head).
+NOSE_FORWARD_MM = 100.0
+#: Native landmark sets ``NoiseModel(native=...)``: (name, Human3.6M joint or -1 for the nose).
+#: ``"blazepose"``: BlazePose's names and order for the nose, shoulders, elbows, wrists, hips, knees and
+#: ankles; every landmark but the nose is a Human3.6M joint that a detector sees directly.
+NATIVE_SETS: dict[str, tuple[tuple[str, int], ...]] = {
+    "blazepose": (
+        ("nose", -1),
+        ("left_shoulder", 11),
+        ("right_shoulder", 14),
+        ("left_elbow", 12),
+        ("right_elbow", 15),
+        ("left_wrist", 13),
+        ("right_wrist", 16),
+        ("left_hip", 4),
+        ("right_hip", 1),
+        ("left_knee", 5),
+        ("right_knee", 2),
+        ("left_ankle", 6),
+        ("right_ankle", 3),
+    )
+}
+
+
 @dataclass
 class NoiseModel:
     """Detector noise; each part can be switched off by setting it to 0 / None.
@@ -67,6 +106,37 @@ class NoiseModel:
         score_clean: range of the uniform confidence of clean joints.
         score_corrupted: range of the uniform confidence of outliers and swapped joints.
         box_padding: padding of the outlier box on every side, as a fraction of its width/height.
+
+    Detector failure modes (Human3.6M-17 poses; all off by default, which leaves every draw as
+    it was without them). The person's **forward** direction is horizontal (world z is up),
+    perpendicular to the left-minus-right hip and shoulder vectors; a camera's **facing score**
+    ``s = -cos(angle(forward, ray from the camera centre to the person))`` is +1 in a front view,
+    -1 in a back view and 0 in a side view (the person: the mean of hips and shoulders).
+
+    Attributes:
+        derived_offset_mm: view-dependent offset ``b`` (mm) of the derived joints
+            (:data:`DERIVED_JOINTS`: pelvis, spine, thorax, neck/nose, head): each is displaced by
+            ``b * s * forward`` before projection, i.e. by ``b |s|`` towards the camera. A detector
+            marks the visible surface (the belly, the back, the face) and derives the pelvis or
+            thorax from other landmarks, so these joints are not the same physical point in every
+            view. Realistic: 40-80 mm. Also moves the native nose.
+        face_on_back: in back views (``s <`` :data:`BACK_VIEW_S`) the face joints
+            (:data:`FACE_JOINTS`, and the native nose) are reflected through the head centre (the
+            midpoint of Neck/Nose and Head) along ``forward`` before the offset: the detector puts
+            the face where it would be if the person faced the camera.
+        identity_switch: segments ``(camera, start, end)`` (fractions of the frames): in camera
+            frames ``round(start * F) <= i < round(end * F)`` that camera's detector follows a second person
+            and reports its joints. A mapping ``{camera: fraction}`` is short for the last
+            ``fraction`` of the frames, ``(camera, 1 - fraction, 1)``.
+        second_person: (F, J, 3) world poses of the second person; None: the same motion
+            ``second_person_delay`` frames later (cyclic) displaced by ``second_person_shift_mm``.
+        second_person_shift_mm: displacement of the default second person (world, mm).
+        second_person_delay: time shift of the default second person (frames); None: half the clip.
+        native: also emit the detector's own landmarks (``keypoints_native``, ``scores_native``,
+            ``joint_names_native``): a set of :data:`NATIVE_SETS` (``"blazepose"``). The landmarks
+            that are Human3.6M joints carry exactly the detections (noise, swaps, outliers,
+            missing, scores) of those joints; the nose, :data:`NOSE_FORWARD_MM` in front of the
+            head centre, gets the view-dependent offset, ``face_on_back`` and its own draws.
     """
 
     sigma_px: float = 4.0
@@ -77,6 +147,13 @@ class NoiseModel:
     score_clean: tuple[float, float] = (0.5, 1.0)
     score_corrupted: tuple[float, float] = (0.1, 0.9)
     box_padding: float = 0.2
+    derived_offset_mm: float = 0.0
+    face_on_back: bool = False
+    identity_switch: tuple[tuple[int, float, float], ...] | None = None
+    second_person: np.ndarray | None = field(default=None, compare=False, repr=False)
+    second_person_shift_mm: tuple[float, float, float] = (1500.0, 0.0, 0.0)
+    second_person_delay: int | None = None
+    native: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("outlier_prob", "swap_prob", "missing_prob"):
@@ -91,6 +168,29 @@ class NoiseModel:
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi <= 1:
                 raise InputError(f"noise: {name} must be a range within [0, 1], got ({lo}, {hi})")
+        if not np.isfinite(self.derived_offset_mm):
+            raise InputError(f"noise: derived_offset_mm must be finite, got {self.derived_offset_mm}")
+        self.face_on_back = bool(self.face_on_back)
+        if self.identity_switch is not None:
+            self.identity_switch = _switch_segments(self.identity_switch)
+        if self.second_person is not None:
+            self.second_person = np.asarray(self.second_person, dtype=np.float64)
+        shift = np.asarray(self.second_person_shift_mm, dtype=np.float64)
+        if shift.shape != (3,) or not np.isfinite(shift).all():
+            raise InputError(
+                f"noise: second_person_shift_mm must be 3 finite numbers, got {self.second_person_shift_mm}"
+            )
+        self.second_person_shift_mm = tuple(float(v) for v in shift)
+        if self.native is not None and self.native not in NATIVE_SETS:
+            raise InputError(
+                f"noise: native must be one of {', '.join(NATIVE_SETS)} or None, got {self.native!r}"
+            )
+
+    @property
+    def failure_modes(self) -> bool:
+        """True when a detector failure mode or native landmarks are switched on (the detections
+        are then made from :func:`detector_points`)."""
+        return bool(self.derived_offset_mm or self.face_on_back or self.identity_switch or self.native)
 
     @classmethod
     def clean(cls, time_offsets: Sequence[int] | None = None) -> NoiseModel:
@@ -98,7 +198,31 @@ class NoiseModel:
         return cls(0.0, 0.0, 0.0, 0.0, tuple(time_offsets) if time_offsets is not None else None, (1.0, 1.0))
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        d = asdict(self)
+        if self.second_person is not None:
+            d["second_person"] = f"array {list(self.second_person.shape)}"
+        return json.dumps(d)
+
+
+def _switch_segments(value) -> tuple[tuple[int, float, float], ...]:
+    """``identity_switch`` as ``(camera, start, end)`` segments (a mapping ``{camera: fraction}``
+    is the last ``fraction`` of the frames)."""
+    items = [(c, 1.0 - f, 1.0) for c, f in value.items()] if isinstance(value, Mapping) else list(value)
+    out = []
+    for item in items:
+        try:
+            c, lo, hi = item
+            seg = (int(c), float(lo), float(hi))
+        except (TypeError, ValueError):
+            raise InputError(
+                f"noise: identity_switch needs (camera, start, end) segments, got {item!r}"
+            ) from None
+        if seg[0] < 0 or not 0 <= seg[1] <= seg[2] <= 1:
+            raise InputError(
+                f"noise: identity_switch segment {item!r} needs a camera >= 0 and 0 <= start <= end <= 1"
+            )
+        out.append(seg)
+    return tuple(out)
 
 
 def default_rig() -> Rig:
@@ -144,10 +268,14 @@ def synthesize(
         fps: frame rate recorded in both outputs.
     Returns:
         ``(poses2d, gt)``: :class:`Poses2D` with keypoints (C, F, J, 2), scores (C, F, J), the rig's
-        ``K``/``dist``/image sizes/camera names and ``extra["corrupted"]`` (C, F, J) uint8; and
+        ``K``/``dist``/image sizes/camera names and ``extra["corrupted"]`` (C, F, J) uint8 (with
+        ``noise.native``: the native landmarks and ``extra["corrupted_native"]`` (C, F, K); with
+        ``noise.identity_switch``: ``extra["person"]`` (C, F) uint8, 1 where the camera's frame
+        shows the second person); and
         :class:`GroundTruth` with ``poses3d_world`` (F, J, 3), ``clip`` (F,), the rig, and extras
         ``offsets`` (C,) int64, ``keypoints2d`` (C, F, J, 2) float32 true projections of what each
-        camera's frame shows (NaN where not visible) and ``noise_json``.
+        camera's frame shows (NaN where not visible; the person's true joints, without the
+        failure modes) and ``noise_json``.
     """
     X = np.asarray(poses_world, dtype=np.float64)
     if X.ndim != 3 or X.shape[-1] != 3 or X.shape[0] == 0:
@@ -158,11 +286,23 @@ def synthesize(
     offsets = _time_offsets(noise, len(rig))
     clean, visible = project_views(X, rig, offsets)
     image_size = np.array([c.image_size for c in rig], dtype=np.int64)  # (C, 2)
+    extra: dict[str, np.ndarray] = {}
+    native: dict = {}
     if noise is None:
         kp, scores = clean.copy(), visible.astype(np.float64)
         code = np.where(visible, CLEAN, NOT_VISIBLE).astype(np.uint8)
-    else:
+    elif not noise.failure_modes:
         kp, scores, code = corrupt(clean, visible, noise, seed, image_size)
+    else:
+        marked = detector_points(X, rig, noise, offsets)
+        in_clip = _in_clip(offsets, X.shape[0])
+        target, seen = _project_points(marked.points, rig, in_clip)
+        kp, scores, code = corrupt(target, seen, noise, seed, image_size)
+        if marked.switched is not None:
+            extra["person"] = marked.switched.astype(np.uint8)
+        if marked.native is not None:
+            native = _native_detections(marked, kp, scores, code, target, seen, rig, in_clip, noise, seed)
+            extra["corrupted_native"] = native.pop("code")
     poses2d = Poses2D(
         keypoints=kp,
         scores=scores,
@@ -172,7 +312,8 @@ def synthesize(
         K=rig.K,
         dist=rig.dist,
         fps=fps,
-        extra={"corrupted": code},
+        extra={"corrupted": code, **extra},
+        **native,
     )
     gt_extra: dict[str, np.ndarray] = {
         "offsets": offsets,
@@ -299,12 +440,26 @@ def project_views(
         the clip.
     """
     X = np.asarray(poses_world, dtype=np.float64)
-    F, J, _ = X.shape
-    C = len(rig)
-    offsets = np.zeros(C, dtype=np.int64) if offsets is None else np.asarray(offsets, dtype=np.int64)
-    times = np.arange(F)[None, :] + offsets[:, None]  # (C, F) reference time of camera c's frame i
-    in_clip = (times >= 0) & (times < F)
-    Xt = X[np.clip(times, 0, F - 1)]  # (C, F, J, 3)
+    F = X.shape[0]
+    offsets = np.zeros(len(rig), dtype=np.int64) if offsets is None else np.asarray(offsets, dtype=np.int64)
+    return _project_points(X[_times(offsets, F)], rig, _in_clip(offsets, F))
+
+
+def _times(offsets: np.ndarray, num_frames: int) -> np.ndarray:
+    """(C, F) reference time of camera c's frame i, clipped to the clip."""
+    return np.clip(np.arange(num_frames)[None, :] + offsets[:, None], 0, num_frames - 1)
+
+
+def _in_clip(offsets: np.ndarray, num_frames: int) -> np.ndarray:
+    """(C, F) camera c's frame i shows a time inside the clip."""
+    times = np.arange(num_frames)[None, :] + offsets[:, None]
+    return (times >= 0) & (times < num_frames)
+
+
+def _project_points(Xt: np.ndarray, rig: Rig, in_clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-camera world points (C, F, J, 3) -> pixels (C, F, J, 2), NaN where not visible, and
+    (C, F, J) visibility (in front, inside the image, near the field of view, time in the clip)."""
+    C, F, J, _ = Xt.shape
     clean = np.empty((C, F, J, 2))
     visible = np.empty((C, F, J), dtype=bool)
     for c, cam in enumerate(rig):
@@ -312,6 +467,172 @@ def project_views(
         visible[c] = seen & in_clip[c, :, None]
         clean[c] = np.where(visible[c, ..., None], uv, np.nan)
     return clean, visible
+
+
+@dataclass
+class MarkedPoints:
+    """What each camera's detector marks in 3D (:func:`detector_points`).
+
+    Attributes:
+        points: (C, F, J, 3) world points marked as the joints in camera c's frame i.
+        native: (C, F, K, 3) world points of the native landmarks, or None.
+        native_names: K names.
+        native_joints: (K,) the Human3.6M joint of every native landmark (-1: none, the nose).
+        switched: (C, F) bool, the frame shows the second person; None without identity switches.
+        facing: (C, F) the facing score ``s`` (+1 front view, -1 back view) of the person shown.
+        forward: (C, F, 3) unit forward direction of the person shown (0 where undefined).
+    """
+
+    points: np.ndarray
+    native: np.ndarray | None
+    native_names: list[str]
+    native_joints: np.ndarray
+    switched: np.ndarray | None
+    facing: np.ndarray
+    forward: np.ndarray
+
+
+def facing_directions(poses: np.ndarray) -> np.ndarray:
+    """(..., 3) unit forward directions of (..., 17, 3) Human3.6M poses in a z-up world: horizontal,
+    perpendicular to the left-minus-right hip and shoulder vectors (zero where those are vertical)."""
+    left = (poses[..., 4, :] - poses[..., 1, :]) + (poses[..., 11, :] - poses[..., 14, :])
+    forward = np.cross(left, np.array([0.0, 0.0, 1.0]))  # left x up
+    forward[..., 2] = 0.0
+    n = np.linalg.norm(forward, axis=-1, keepdims=True)
+    return np.where(n > 1e-9, forward / np.maximum(n, 1e-12), 0.0)
+
+
+def detector_points(
+    poses_world: np.ndarray, rig: Rig, noise: NoiseModel, offsets: np.ndarray | None = None
+) -> MarkedPoints:
+    """The 3D points each camera's detector marks with the noise model's failure modes (batched).
+
+    Camera c's frame i shows reference time ``i + offsets[c]`` (as :func:`project_views`), of the
+    second person where ``noise.identity_switch`` says so; the derived and face joints move with
+    the view (``derived_offset_mm``, ``face_on_back``; see :class:`NoiseModel`).
+
+    Args:
+        poses_world: (F, J, 3) world poses (z up, mm); Human3.6M-17 when the offsets, the face or
+            native landmarks are asked for.
+        rig: C cameras; noise: the noise model; offsets: (C,) time offsets (default zeros).
+    Returns:
+        :class:`MarkedPoints`.
+    """
+    X = np.asarray(poses_world, dtype=np.float64)
+    F, J, _ = X.shape
+    C = len(rig)
+    offsets = np.zeros(C, dtype=np.int64) if offsets is None else np.asarray(offsets, dtype=np.int64)
+    times = _times(offsets, F)
+    P = X[times]  # (C, F, J, 3)
+    switched = None
+    if noise.identity_switch:
+        switched = _switch_mask(noise, C, F)
+        P = np.where(switched[..., None, None], _second_person(X, noise)[times], P)
+    names = [n for n, _ in NATIVE_SETS[noise.native]] if noise.native else []
+    native_joints = np.array(
+        [j for _, j in NATIVE_SETS[noise.native]] if noise.native else [], dtype=np.int64
+    )
+    needs_body = bool(noise.derived_offset_mm or noise.face_on_back or noise.native)
+    if needs_body and J != len(H36M_JOINTS):
+        raise InputError(
+            f"noise: derived_offset_mm, face_on_back and native need Human3.6M-17 poses, got {J} joints"
+        )
+    forward = np.zeros((C, F, 3))
+    facing = np.zeros((C, F))
+    if J == len(H36M_JOINTS):
+        forward = facing_directions(P)
+        centre = P[..., [1, 4, 11, 14], :].mean(-2)  # (C, F, 3)
+        ray = centre - rig.centers[:, None, :]
+        facing = -np.einsum("cfi,cfi->cf", forward, ray) / np.maximum(np.linalg.norm(ray, axis=-1), 1e-12)
+    if not needs_body:
+        return MarkedPoints(P, None, names, native_joints, switched, facing, forward)
+
+    b = float(noise.derived_offset_mm)
+    shift = (b * facing)[..., None] * forward  # (C, F, 3), towards the camera
+    back = (facing < BACK_VIEW_S) & noise.face_on_back  # (C, F)
+    head = 0.5 * (P[..., 9, :] + P[..., 10, :])  # (C, F, 3) head centre
+
+    def reflect(pts: np.ndarray) -> np.ndarray:
+        """Points (C, F, K, 3) reflected through the head centre along forward in back views."""
+        along = np.einsum("cfki,cfi->cfk", pts - head[:, :, None], forward)
+        return np.where(back[..., None, None], pts - 2 * along[..., None] * forward[:, :, None], pts)
+
+    points = P.copy()
+    derived = list(DERIVED_JOINTS)
+    points[..., derived, :] += shift[:, :, None]
+    face = list(FACE_JOINTS)
+    points[..., face, :] = reflect(P[..., face, :]) + shift[:, :, None]
+    native = None
+    if noise.native:
+        native = P[..., np.maximum(native_joints, 0), :].copy()
+        nose = native_joints < 0
+        nose_pts = (head + NOSE_FORWARD_MM * forward)[:, :, None]
+        native[..., nose, :] = (
+            reflect(np.broadcast_to(nose_pts, (C, F, int(nose.sum()), 3))) + shift[:, :, None]
+        )
+    return MarkedPoints(points, native, names, native_joints, switched, facing, forward)
+
+
+def _switch_mask(noise: NoiseModel, num_cameras: int, num_frames: int) -> np.ndarray:
+    """(C, F) bool: camera c's frame i shows the second person."""
+    mask = np.zeros((num_cameras, num_frames), dtype=bool)
+    i = np.arange(num_frames)
+    for c, lo, hi in noise.identity_switch or ():
+        if c >= num_cameras:
+            raise InputError(
+                f"noise: identity_switch names camera {c}, but the rig has {num_cameras} cameras"
+            )
+        mask[c] |= (i >= round(lo * num_frames)) & (i < round(hi * num_frames))
+    return mask
+
+
+def _second_person(X: np.ndarray, noise: NoiseModel) -> np.ndarray:
+    """(F, J, 3) world poses of the second person."""
+    if noise.second_person is not None:
+        if noise.second_person.shape != X.shape or not np.isfinite(noise.second_person).all():
+            raise InputError(
+                f"noise: second_person must be finite with the poses' shape {X.shape}, got {noise.second_person.shape}"
+            )
+        return noise.second_person
+    F = X.shape[0]
+    delay = F // 2 if noise.second_person_delay is None else int(noise.second_person_delay)
+    return X[(np.arange(F) + delay) % F] + np.asarray(noise.second_person_shift_mm)
+
+
+def _native_detections(
+    marked: MarkedPoints,
+    kp: np.ndarray,
+    scores: np.ndarray,
+    code: np.ndarray,
+    target: np.ndarray,
+    seen: np.ndarray,
+    rig: Rig,
+    in_clip: np.ndarray,
+    noise: NoiseModel,
+    seed: int,
+) -> dict:
+    """The native landmarks: the detections of their Human3.6M joints, and for the others (the
+    nose) their own projection and draws (outliers within the person's box of the joints)."""
+    j = marked.native_joints
+    kp_n, sc_n, code_n = (
+        kp[:, :, np.maximum(j, 0)],
+        scores[:, :, np.maximum(j, 0)],
+        code[:, :, np.maximum(j, 0)],
+    )
+    own = j < 0
+    if own.any():
+        assert marked.native is not None
+        clean_o, vis_o = _project_points(marked.native[:, :, own], rig, in_clip)
+        image_size = np.array([c.image_size for c in rig], dtype=np.int64)
+        boxes = _person_boxes(target, seen, noise.box_padding, image_size)
+        k, s, c = corrupt(clean_o, vis_o, noise, (seed, 1), image_size, boxes=boxes)
+        kp_n[:, :, own], sc_n[:, :, own], code_n[:, :, own] = k, s, c
+    return {
+        "keypoints_native": kp_n,
+        "scores_native": sc_n,
+        "joint_names_native": list(marked.native_names),
+        "code": code_n,
+    }
 
 
 def _project_camera(cam: Camera, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -334,7 +655,13 @@ def _project_camera(cam: Camera, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def corrupt(
-    clean: np.ndarray, visible: np.ndarray, noise: NoiseModel, seed: int, image_size: np.ndarray
+    clean: np.ndarray,
+    visible: np.ndarray,
+    noise: NoiseModel,
+    seed: int | Sequence[int],
+    image_size: np.ndarray,
+    *,
+    boxes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Corrupt true projections like a detector (steps 3-7 of the module docstring).
 
@@ -343,6 +670,8 @@ def corrupt(
         noise: the noise model.
         seed: seed of the five random streams (Gaussian, swaps, outliers, missing, scores).
         image_size: (C, 2) width and height of every camera's image.
+        boxes: the outlier boxes' lower and upper corners (C, F, 2) each; default: the padded
+            boxes of ``clean`` (given for landmarks drawn apart from the joints of their person).
     Returns:
         ``(keypoints (C, F, J, 2), scores (C, F, J), corrupted (C, F, J) uint8)``: missing joints
         are NaN with score 0; codes as :data:`CORRUPTION_CODES`.
@@ -365,7 +694,7 @@ def corrupt(
         lr[LEFT_JOINTS] = lr[RIGHT_JOINTS] = True
     swapped = swap[..., None] & lr
 
-    lo, hi = _person_boxes(clean, visible, noise.box_padding, image_size)
+    lo, hi = _person_boxes(clean, visible, noise.box_padding, image_size) if boxes is None else boxes
     u_pos = r_out.random((C, F, J, 2))
     outlier = (r_out.random((C, F, J)) < noise.outlier_prob) & vis
     box_pts = lo[:, :, None] + u_pos * (hi - lo)[:, :, None]
