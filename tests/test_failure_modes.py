@@ -286,7 +286,7 @@ def test_a_camera_following_another_person_is_refused_by_name(cmu25):
         identity_switch=((1, 0.2, 1.0),), derived_offset_mm=B, face_on_back=True, native="blazepose"
     )
     p2, _ = synthesize(cmu25, rig, noise, seed=0)
-    with pytest.raises(InputError, match=rf"camera '{rig[1].name}' disagrees with the other cameras"):
+    with pytest.raises(InputError, match=rf"camera '{rig[1].name}'.*another person"):
         label_poses(p2)
     keep = [rig[k].name for k in (0, 2, 3)]
     with warnings.catch_warnings():
@@ -296,12 +296,6 @@ def test_a_camera_following_another_person_is_refused_by_name(cmu25):
     assert rel_rot_errors(res.rig, Rig([rig[k] for k in (0, 2, 3)])).max() < 0.4
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (measured): with camera 2 switched, calibration returns a rig 54-143° off and the "
-    "agreement check cannot score any camera (NaN), so nothing is refused; cameras 0 and 3 fail alike on "
-    "the 20k-frame benchmark (benchmarks/results/labels_20000_failure_modes.json)",
-)
 def test_any_camera_following_another_person_is_refused_or_harmless(cmu25):
     """Never a confident wrong rig: either a refusal naming the switched camera, or a rig within 1°."""
     rig = default_rig()

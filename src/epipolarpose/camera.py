@@ -291,7 +291,7 @@ class Rig:
         C = len(self)
         # one (M, 3) x (3, 3C) product: faster than an einsum over the cameras
         Xc = X.reshape(-1, 3) @ self.R.reshape(3 * C, 3).T + self.t.reshape(-1)
-        return np.moveaxis(Xc.reshape(X.shape[:-1] + (C, 3)), -2, 0)
+        return np.ascontiguousarray(np.moveaxis(Xc.reshape(X.shape[:-1] + (C, 3)), -2, 0))
 
     def undistort(self, uv: np.ndarray) -> np.ndarray:
         """Pixels (C, ..., 2) -> undistorted normalized coordinates (C, ..., 2)."""

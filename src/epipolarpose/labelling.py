@@ -37,7 +37,7 @@ from .geometry.observations import check_observations, normalized_observations, 
 from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
 from .geometry.triangulation import TriangulationOptions, triangulate_robust
 from .io import json_default
-from .quality import CameraAgreement, camera_agreement, quality_warnings
+from .quality import GOOD_AGREEMENT, CameraAgreement, camera_agreement, odd_camera, quality_warnings
 from .skeleton import left_right_pairs, metric_scale
 from .sync import SyncOptions, SyncResult, apply_offsets, check_with_rig, estimate_offsets
 from .timing import Timer
@@ -249,6 +249,33 @@ def _triangulate(poses2d: Poses2D, rig: Rig, options: LabelOptions, progress: bo
     )
 
 
+def _suspicious(report: CalibrationReport, rec: _Reconstruction, warnings: list[str]) -> bool:
+    """Should each camera be left out in turn (:func:`~epipolarpose.quality.odd_camera`)? When
+    the pairs disagreed, a camera check warned, or one camera's pairs all have clearly fewer
+    inliers than the others (the mark of a camera that follows someone else)."""
+    if report.warnings or warnings or any(a.agree < GOOD_AGREEMENT for a in rec.agreement):
+        return True
+    rates = {p.pair: p.inlier_rate for p in report.pairs if p.inlier_rate is not None}
+    if len(rates) < 3:
+        return False
+    for c in range(len(rec.rig)):
+        mine = [r for p, r in rates.items() if c in p]
+        rest = [r for p, r in rates.items() if c not in p]
+        if mine and rest and max(mine) < 0.75 * float(np.median(rest)):
+            return True
+    return False
+
+
+def _calibrated_error(options: LabelOptions):
+    """``poses2d -> (rig, median reprojection error px)`` by self-calibration."""
+
+    def run(p: Poses2D) -> tuple[Rig, float]:
+        rig, rep = calibrate(p, options.calibration)
+        return rig, float(rep.ba_median_error_px[1])
+
+    return run
+
+
 def _level(rec: _Reconstruction) -> str:
     """Level a self-calibrated reconstruction's world in place (:func:`~epipolarpose.world.level_world`)."""
     lev = level_world(rec.rig, rec.points) if rec.points.shape[1:] == (17, 3) else None
@@ -404,6 +431,10 @@ def label_poses(
         with timer("levelling"):
             world_note = _level(rec)
     warnings, errors = quality_warnings(rec.agreement, rec.agreement_threshold_px)
+    if not errors and report is not None and _suspicious(report, rec, warnings):
+        with timer("camera_check"):
+            odd = odd_camera(poses2d, report.ba_median_error_px[1], _calibrated_error(options))
+        errors = [odd] if odd else []
     if errors:
         raise InputError("; ".join(errors))
     with timer("outputs"):

@@ -10,14 +10,19 @@ the others agree is named, with the likely cause.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .camera import Rig
+from .errors import InputError
+from .formats import Poses2D
+from .geometry.observations import normalized_observations, resolve_intrinsics
 from .geometry.triangulation import TriangulationOptions, triangulate_robust
 
-__all__ = ["CameraAgreement", "camera_agreement", "quality_warnings"]
+__all__ = ["CameraAgreement", "camera_agreement", "odd_camera", "quality_warnings"]
 
 #: A frame of a camera agrees when its median joint error is within this many times the typical
 #: error of the best-agreeing camera (or within ``AGREE_FLOOR_PX``).
@@ -133,3 +138,82 @@ def quality_warnings(agreement: list[CameraAgreement], threshold_px: float) -> t
                 "probably off, or several views follow other people"
             )
     return warnings, errors
+
+
+#: Leaving out one camera must lower the rig's median reprojection error below this fraction of
+#: the full rig's for that camera to be suspected ...
+ODD_ERROR_RATIO = 0.75
+#: ... and its detections must fit a pose of it (PnP on the others' triangulation) in fewer than
+#: this fraction of its observations.
+ODD_FIT = 0.5
+
+
+def odd_camera(
+    poses2d: Poses2D, full_error_px: float, calibrate: Callable[[Poses2D], tuple[Rig, float]]
+) -> str | None:
+    """The camera that does not belong, found by leaving each camera out in turn.
+
+    A camera whose detector follows another person can pull a self-calibrated rig so far that
+    the camera checks compare every view with a wrong rig. Each camera is left out in turn and
+    the others calibrated (``calibrate`` returns the rig and its median reprojection error); the
+    camera whose absence lowers that error most is suspected when it lowers it below
+    :data:`ODD_ERROR_RATIO` of ``full_error_px`` and the camera's own detections cannot be
+    placed on the others' triangulation (PnP inliers below :data:`ODD_FIT`).
+
+    Returns:
+        an error message naming the camera and the cause, or None.
+    """
+    names = poses2d.camera_names
+    C = len(names)
+    if C < 4:
+        return None
+    results = []
+    for c in range(C):
+        rest = [n for k, n in enumerate(names) if k != c]
+        try:
+            rig, err = calibrate(poses2d.take_cameras(rest))
+        except InputError:
+            continue
+        results.append((err, c, rig, rest))
+    if not results:
+        return None
+    err, c, rig, rest = min(results, key=lambda r: r[0])
+    if not err < ODD_ERROR_RATIO * full_error_px:
+        return None
+    fit = _pose_fit(poses2d, rig, rest, c, err)
+    if fit >= ODD_FIT:
+        return None
+    return (
+        f"camera {names[c]!r} does not belong with the others: without it the rig's median "
+        f"reprojection error drops from {full_error_px:.1f} to {err:.1f} px, and its detections fit "
+        f"a pose of it in only {fit:.0%} of its observations: its detector probably follows another "
+        "person (or its detections are wrong). Leave it out (label --cameras) or fix its detections"
+    )
+
+
+def _pose_fit(poses2d: Poses2D, rig: Rig, rest: list[str], camera: int, error_px: float) -> float:
+    """Fraction of a camera's observations within ``max(4 x error_px, 15 px)`` of the others'
+    triangulation after placing the camera by PnP (RANSAC) on it."""
+    others = poses2d.take_cameras(rest)
+    xn, w = normalized_observations(others, rig)
+    Rt = np.stack([c.Rt for c in rig.cameras])
+    focal = rig.K[:, [0, 1], [0, 1]].mean(1)
+    X = triangulate_robust(Rt, xn, w, focal, TriangulationOptions()).points
+    own = poses2d.take_cameras([poses2d.camera_names[camera]])
+    cams, _ = resolve_intrinsics(own)
+    xc, wc = normalized_observations(own, cams)
+    ok = np.isfinite(X).all(-1) & (wc[0] > 0)
+    if ok.sum() < 12:
+        return 0.0
+    f = float(cams.K[0, [0, 1], [0, 1]].mean())
+    thr = max(4 * error_px, AGREE_FLOOR_PX) / f
+    found, _, _, inliers = cv2.solvePnPRansac(
+        X[ok].astype(np.float64),
+        xc[0][ok].astype(np.float64),
+        np.eye(3),
+        None,
+        reprojectionError=thr,
+        iterationsCount=1000,
+        flags=cv2.SOLVEPNP_EPNP,
+    )
+    return 0.0 if not found or inliers is None else len(inliers) / int(ok.sum())
