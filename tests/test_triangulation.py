@@ -187,3 +187,28 @@ def test_robust_few_cameras(rng, C):
     res = triangulate_robust(np.stack([c.Rt for c in rig]), rig.undistort(uv), w, rig.K[:, 0, 0])
     assert res.valid.all()
     np.testing.assert_allclose(res.points, X, atol=1e-3)
+
+
+def test_threaded_chunks_equal_one_chunk_at_a_time(rng):
+    """Chunks triangulated in threads give exactly the serial result, chunk by chunk."""
+    from dataclasses import replace
+
+    from epipolarpose.geometry.triangulation import TriangulationOptions
+
+    rig = ring_rig(4)
+    X = random_poses(rng, 90)
+    uv, w = _observe(rig, X)
+    uv = uv + rng.normal(0, 2.0, uv.shape)
+    bad = rng.random(w.shape) < 0.08
+    uv[bad] += rng.uniform(50, 200, (bad.sum(), 2))
+    args = (np.stack([c.Rt for c in rig]), rig.undistort(uv), w, rig.K[:, 0, 0])
+    base = TriangulationOptions(chunk_frames=25)
+    serial = triangulate_robust(*args, replace(base, workers=1))
+    threaded = triangulate_robust(*args, replace(base, workers=3))
+    for name in ("points", "valid", "reprojection_px", "used", "swapped"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(serial, name), err_msg=name)
+    assert threaded.threshold_px == serial.threshold_px and len(serial.threshold_px) == 4
+    # each chunk is its own problem: the same as triangulating its frames alone
+    alone = triangulate_robust(args[0], args[1][:, 25:50], w[:, 25:50], args[3], replace(base, workers=1))
+    np.testing.assert_array_equal(alone.points, serial.points[25:50])
+    assert alone.threshold_px == serial.threshold_px[1:2]

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import save_json
+from .parallel import thread_map
 
 
 def distort_normalized(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -295,7 +296,7 @@ class Rig:
 
     def undistort(self, uv: np.ndarray) -> np.ndarray:
         """Pixels (C, ..., 2) -> undistorted normalized coordinates (C, ..., 2)."""
-        return np.stack([c.undistort(u) for c, u in zip(self.cameras, uv)])
+        return np.stack(thread_map(lambda c: self.cameras[c].undistort(uv[c]), range(len(self.cameras))))
 
     def relative_pose(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
         """``(R_ij, t_ij)`` taking camera ``i``'s frame to camera ``j``'s: ``x_j = R_ij x_i + t_ij``."""

@@ -37,6 +37,7 @@ from .geometry.observations import check_observations, normalized_observations, 
 from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
 from .geometry.triangulation import TriangulationOptions, triangulate_robust
 from .io import json_default
+from .parallel import thread_map
 from .quality import GOOD_AGREEMENT, CameraAgreement, camera_agreement, odd_camera, quality_warnings
 from .skeleton import left_right_pairs, metric_scale
 from .sync import SyncOptions, SyncResult, apply_offsets, check_with_rig, estimate_offsets
@@ -452,9 +453,18 @@ def _make_labels(poses2d: Poses2D, rec: _Reconstruction, offsets: np.ndarray | N
     """``labels.npz`` of a reconstruction: world and camera-frame poses (NaN where invalid),
     reprojection errors where observed, the rig and the offsets."""
     X = np.where(rec.valid[..., None], rec.points, np.nan)
-    Xc = rec.rig.world_to_camera(X)
-    d = rec.rig.project_camera(Xc) - poses2d.keypoints
-    reproj = np.where(poses2d.observed(), np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2), np.nan)
+    observed = poses2d.observed()
+
+    def camera_frame(c: int) -> tuple[np.ndarray, np.ndarray]:
+        """Camera ``c``'s poses (F, J, 3) and reprojection errors (F, J), float32."""
+        Xc = rec.rig[c].world_to_camera(X)
+        d = rec.rig[c].project_camera(Xc) - poses2d.keypoints[c]
+        err = np.where(observed[c], np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2), np.nan)
+        return Xc.astype(np.float32), err.astype(np.float32)  # the file's types
+
+    per_camera = thread_map(camera_frame, range(len(rec.rig)))
+    Xc = np.stack([p[0] for p in per_camera])
+    reproj = np.stack([p[1] for p in per_camera])
     extra: dict[str, Any] = {"rig_json": np.array(rec.rig.to_json())}
     if poses2d.fps is not None:
         extra["fps"] = np.float64(poses2d.fps)

@@ -21,6 +21,7 @@ from .errors import InputError
 from .formats import Poses2D
 from .geometry.observations import normalized_observations, resolve_intrinsics
 from .geometry.triangulation import TriangulationOptions, triangulate_robust
+from .parallel import thread_map
 
 __all__ = ["CameraAgreement", "camera_agreement", "odd_camera", "quality_warnings"]
 
@@ -72,22 +73,25 @@ def camera_agreement(
     Rt = np.stack([c.Rt for c in rig.cameras])
     focal = rig.K[:, [0, 1], [0, 1]].mean(1)
     seen = ((w > 0).sum(-1) >= 3).mean(-1)
+
+    def against_others(c: int) -> np.ndarray:
+        """Camera ``c``'s median error per frame against the other cameras' triangulation."""
+        others = [k for k in range(C) if k != c]
+        tri = triangulate_robust(Rt[others], xn[others], w[others], focal[others], TriangulationOptions())
+        Xc = tri.points @ Rt[c, :, :3].T + Rt[c, :, 3]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            proj = Xc[..., :2] / Xc[..., 2:3]
+        err = np.linalg.norm(proj - xn[c], axis=-1) * focal[c]
+        ok = np.isfinite(err) & (w[c] > 0) & (Xc[..., 2] > 0)
+        enough = ok.sum(-1) >= 3
+        med = np.full(len(frames), np.nan)
+        if enough.any():
+            med[enough] = np.nanmedian(np.where(ok[enough], err[enough], np.nan), axis=-1)
+        return med
+
     per_frame = np.full((C, len(frames)), np.nan)
     if C >= 3:
-        for c in range(C):
-            others = [k for k in range(C) if k != c]
-            tri = triangulate_robust(Rt[others], xn[others], w[others], focal[others], TriangulationOptions())
-            X = tri.points
-            Xc = X @ Rt[c, :, :3].T + Rt[c, :, 3]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                proj = Xc[..., :2] / Xc[..., 2:3]
-            err = np.linalg.norm(proj - xn[c], axis=-1) * focal[c]
-            ok = np.isfinite(err) & (w[c] > 0) & (Xc[..., 2] > 0)
-            enough = ok.sum(-1) >= 3
-            med = np.full(len(frames), np.nan)
-            if enough.any():
-                med[enough] = np.nanmedian(np.where(ok[enough], err[enough], np.nan), axis=-1)
-            per_frame[c] = med
+        per_frame = np.stack(thread_map(against_others, range(C)))
     # the typical error of the camera that agrees best (one that follows someone else, or a wrong
     # rig, must not raise the bar for the others)
     with np.errstate(all="ignore"), warnings.catch_warnings():

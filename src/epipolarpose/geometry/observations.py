@@ -10,6 +10,7 @@ import numpy as np
 from ..camera import Camera, Rig, default_intrinsics
 from ..errors import InputError
 from ..formats import Poses2D
+from ..parallel import thread_map
 from ..skeleton import left_right_pairs
 
 __all__ = [
@@ -58,14 +59,16 @@ def resolve_intrinsics(poses2d: Poses2D) -> tuple[Rig, bool]:
 OUTSIDE_MARGIN = 0.5
 
 
-def usable(poses2d: Poses2D) -> np.ndarray:
+def usable(poses2d: Poses2D, camera: int | None = None) -> np.ndarray:
     """(C, F, J) bool: detected (finite, score > 0) and inside the image, give or take
-    :data:`OUTSIDE_MARGIN` of its size."""
-    size = poses2d.image_size.astype(np.float64)[:, None, None, :]
-    kp = poses2d.keypoints
+    :data:`OUTSIDE_MARGIN` of its size; (F, J) for one ``camera`` only."""
+    if camera is None:
+        return np.stack([usable(poses2d, c) for c in range(poses2d.num_cameras)])
+    size = poses2d.image_size[camera].astype(np.float64)
+    kp = poses2d.keypoints[camera]
     with np.errstate(invalid="ignore"):
         inside = np.all((kp >= -OUTSIDE_MARGIN * size) & (kp <= (1 + OUTSIDE_MARGIN) * size), axis=-1)
-    return poses2d.observed() & inside
+    return inside & (poses2d.scores[camera] > 0)  # inside implies finite
 
 
 def normalized_observations(
@@ -73,13 +76,16 @@ def normalized_observations(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Undistorted normalized coordinates (C, F, J, 2) (NaN where unobserved) and weights (C, F, J)
     (the scores, 0 where unobserved, far outside the image (:func:`usable`) or below
-    ``min_score``)."""
-    kp = np.asarray(poses2d.keypoints, dtype=np.float64)
-    obs = usable(poses2d) & (poses2d.scores >= min_score)
-    kp = np.where(obs[..., None], kp, np.nan)
-    xn = rig.undistort(kp)
-    w = np.where(obs & np.isfinite(xn).all(-1), poses2d.scores.astype(np.float64), 0.0)
-    return xn, w
+    ``min_score``). Cameras are processed in threads."""
+
+    def camera(c: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = poses2d.scores[c].astype(np.float64)
+        obs = usable(poses2d, c) & (scores >= min_score)
+        xn = rig[c].undistort(np.where(obs[..., None], poses2d.keypoints[c].astype(np.float64), np.nan))
+        return xn, np.where(obs & np.isfinite(xn).all(-1), scores, 0.0)
+
+    per_camera = thread_map(camera, range(poses2d.num_cameras))
+    return np.stack([p[0] for p in per_camera]), np.stack([p[1] for p in per_camera])
 
 
 def check_observations(poses2d: Poses2D, w: np.ndarray) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from ..camera import Rig
+from ..parallel import thread_map
 from ..skeleton import LEFT_RIGHT_PAIRS, flip_permutation
 from . import single_threaded
 from .dlt import IDX9, solve9, triangulate_dlt
@@ -172,6 +172,8 @@ class TriangulationOptions:
             :func:`~epipolarpose.skeleton.left_right_pairs` of the joint names); ``None``: those of
             Human3.6M-17 when there are 17 joints.
         chunk_frames: frames processed at once (bounds memory).
+        workers: chunks triangulated at once in threads (numpy releases the GIL in the batched
+            arithmetic); 0: one per available core.
     """
 
     min_threshold_px: float = 8.0
@@ -180,6 +182,7 @@ class TriangulationOptions:
     fix_swaps: bool = True
     left_right: tuple[tuple[int, int], ...] | None = None
     chunk_frames: int = 5000
+    workers: int = 0
 
 
 class _Chunk:
@@ -339,17 +342,16 @@ def triangulate_robust(
         swapped=np.zeros((C, F), bool),
         threshold_px=[],
     )
-    starts = range(0, F, options.chunk_frames)
-    if progress:
-        starts = tqdm(starts, desc="triangulate", unit="chunk", leave=False)
-    for s in starts:
+    starts = list(range(0, F, options.chunk_frames))
+
+    def run(k: int) -> float:
+        s = starts[k]
         e = min(F, s + options.chunk_frames)
         f = e - s
         xs = np.array(x[:, s:e], dtype=np.float64).reshape(C, f * J, 2)
         ws = np.where(np.isfinite(xs).all(-1), np.asarray(w[:, s:e], dtype=np.float64).reshape(C, -1), 0.0)
         chunk = _Chunk(views, xs, ws, focal)
         thr = chunk.threshold(options)
-        out.threshold_px.append(thr)
         if fix_swaps:
             out.swapped[:, s:e] = chunk.repair_swaps(J, pairs, thr, options.min_threshold_px)
         chunk.reject_views(thr)
@@ -358,6 +360,12 @@ def triangulate_robust(
         out.valid[s:e] = valid.reshape(f, J)
         out.reprojection_px[:, s:e] = chunk.err.reshape(C, f, J)
         out.used[:, s:e] = (chunk.use & valid[None]).reshape(C, f, J)
+        return thr
+
+    # chunks write disjoint slices of ``out``
+    out.threshold_px = thread_map(
+        run, range(len(starts)), options.workers, "triangulate" if progress else None
+    )
     return out
 
 
