@@ -1,5 +1,6 @@
-"""Wall-clock seconds of ``epipolarpose synth``, ``report`` and ``evaluate`` at 100k frames, before
-and after (issue 13's "several times faster" for these three commands).
+"""Wall-clock seconds and peak memory of ``epipolarpose synth``, ``label``, ``report`` and ``evaluate``
+at 100k frames, before and after (issue 13: ``label`` under 10 s and 1.5 GB end to end, the other
+three "several times faster").
 
 Each command runs as a real process (start-up included), once per code version and repeat,
 alternating versions so that a change in the machine's load hits both alike:
@@ -61,14 +62,23 @@ def run(src: Path, args: list[str], cwd: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     load0 = os.getloadavg()[0]
     t = time.perf_counter()
-    r = subprocess.run(
-        [sys.executable, "-m", "epipolarpose", *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed with {src}:\n{r.stderr[-3000:]}")
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "epipolarpose", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # this process's own peak memory
+        dt = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(args)} failed with {src}:\n{err.read()[-3000:]}")
     return {
         "seconds": round(dt, 2),
+        "max_rss_GB": round(usage.ru_maxrss / 1e6, 3),
         "load_before": round(load0, 2),
         "load_after": round(os.getloadavg()[0], 2),
     }
@@ -93,6 +103,7 @@ def main() -> None:
     run(after_src, ["label", str(base / "poses2d.npz"), "-o", str(base / "labels.npz"), "-q"], work)
     commands = {
         "synth": lambda tag: ["synth", *bvh, "--frames", str(args.frames), "-o", str(work / f"s_{tag}")],
+        "label": lambda tag: ["label", str(base / "poses2d.npz"), "-o", str(work / f"l_{tag}.npz")],
         "report": lambda tag: [
             "report",
             str(base / "labels.npz"),
@@ -111,10 +122,13 @@ def main() -> None:
                 runs[version].append(run(src, make(f"{version}{rep}"), work))
                 for p in work.glob(f"[sr]_{version}{rep}"):
                     shutil.rmtree(p, ignore_errors=True)
+                (work / f"l_{version}{rep}.npz").unlink(missing_ok=True)
         best = {v: min(r["seconds"] for r in rs) for v, rs in runs.items()}
         results[name] = {
             "before_s": best["before"],
             "after_s": best["after"],
+            "before_max_rss_GB": max(r["max_rss_GB"] for r in runs["before"]),
+            "after_max_rss_GB": max(r["max_rss_GB"] for r in runs["after"]),
             "speedup": round(best["before"] / best["after"], 2),
             "runs": runs,
         }

@@ -42,10 +42,10 @@ from ..timing import Timer
 from . import single_threaded
 from .epipolar import RelativePose, RelativePoseOptions, essential_from_pose, relative_pose, sampson_error
 from .observations import NormalizedViews, normalize_views, normalized_observations
-from .rig_assembly import robust_rotation_averaging, translations_from_directions
+from .rig_assembly import robust_rotation_averaging, translations_from_directions, translations_from_points
 from .rig_init import incremental_rig
 from .rig_refinement import RefinementOptions, rig_cost, robust_bundle_adjustment
-from .triangulation import TriangulationOptions, triangulate_robust
+from .triangulation import TriangulationOptions, triangulate_robust, undo_swaps
 
 __all__ = [
     "CalibrationOptions",
@@ -308,6 +308,36 @@ def assemble_rig(C: int, pairwise: PairwisePoses) -> RigEstimate:
     return RigEstimate(avg.R, t, used, warning, consistent)
 
 
+def translations_from_sample(
+    views: NormalizedViews, start: RigEstimate, options: CalibrationOptions
+) -> RigEstimate:
+    """Stage 3: the averaged rig's translations from all correspondences of ``ba_frames`` sampled
+    frames (:func:`~.rig_assembly.translations_from_points`), twice: the second time with the
+    views that robust triangulation kept and left/right swaps undone. The pairwise directions
+    are noisier where cameras face each other (measured on a 3,000-frame synthetic run: a start
+    whose bundle adjustment ended 6.7° off from the directions, 0.8° from the points); they stay
+    where the linear solve fails."""
+    sel = _sample_frames(views.w, options.ba_frames)
+    C = len(start.R)
+    xn = views.xn[:, sel]
+    w = np.where(views.w[:, sel] >= options.min_score, views.w[:, sel], 0.0)
+    tri_options = TriangulationOptions(
+        min_threshold_px=options.threshold_px, left_right=tuple(map(tuple, views.left_right.tolist()))
+    )
+    t, xt, wt = start.t, xn, w
+    for _ in range(2):
+        tp = translations_from_points(start.R, xt.reshape(C, -1, 2), wt.reshape(C, -1))
+        if not np.isfinite(tp).all():
+            break
+        t = tp
+        tri = triangulate_robust(
+            np.concatenate([start.R, t[:, :, None]], -1), xn, w, views.focal, tri_options
+        )
+        xt, wt = undo_swaps(xn, w, tri.swapped, views.left_right)
+        wt = np.where(tri.used, wt, 0.0)
+    return replace(start, t=t)
+
+
 def _sample_frames(w: np.ndarray, count: int) -> np.ndarray:
     """Up to ``count`` frames spread over the sequence, preferring frames where at least half the
     joints are seen by two cameras (w: (C, F, J) weights)."""
@@ -463,7 +493,7 @@ def calibrate(
         pairwise = pairwise_relative_poses(views, poses2d.camera_names, options)
     report.pairs = pairwise.reports
     with timer("rig_assembly"):
-        averaged = assemble_rig(C, pairwise)
+        averaged = translations_from_sample(views, assemble_rig(C, pairwise), options)
         sigma0 = noise_scale(views, pairwise, options)
     report.pairs_used = averaged.pairs_used
     with timer("starting_rigs"):
