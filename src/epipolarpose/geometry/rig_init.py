@@ -23,6 +23,9 @@ from .triangulation import TriangulationOptions, triangulate_robust
 
 __all__ = ["incremental_rig"]
 
+#: Points given to PnP RANSAC (measured: 50k points of a 3,000-frame run took 0.13 s per call).
+PNP_POINTS = 5000
+
 
 def incremental_rig(
     views: NormalizedViews, pair: tuple[int, int], pose: RelativePose, min_score: float, threshold_px: float
@@ -60,6 +63,11 @@ def incremental_rig(
         m = known & (w[k] > 0)
         if m.sum() < 6:
             return None
+        if m.sum() > PNP_POINTS:  # an even subset: RANSAC scores every point at every iteration
+            idx = np.flatnonzero(m.ravel())
+            m = np.zeros(m.size, bool)
+            m[idx[np.linspace(0, len(idx) - 1, PNP_POINTS).round().astype(np.int64)]] = True
+            m = m.reshape(known.shape)
         ok, rvec, tvec, _ = cv2.solvePnPRansac(
             X[m].astype(np.float64),
             views.xn[k][m].astype(np.float64),

@@ -52,8 +52,8 @@ class RefinementOptions:
     threshold_px: float = 8.0
     robust_scale: float = 2.0
     noise_model: str = "view"
-    rounds: int = 3
-    irls_rounds: int = 8
+    rounds: int = 2
+    irls_rounds: int = 4
     max_nfev: int = 100
     refine_focal: bool = False
     min_count: int = 20
