@@ -207,3 +207,18 @@ def test_report_blank_canvas_warnings_and_bad_input(tmp_path, rig_s9):
     )
     assert r.exit_code == 2 and "rig has 2" in r.output and not (tmp_path / "rep2").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rep")]
+
+
+def test_draw_pose2d_skips_joints_too_far_for_opencv():
+    """A reprojection near a camera's plane is finite but beyond OpenCV's int32 pixels: it is
+    skipped, the rest is drawn (the report crashed on such a frame at 100k frames)."""
+    from epipolarpose.viz import draw_pose2d
+
+    kp = np.tile([[50.0, 60.0]], (17, 1)) + np.arange(17)[:, None] * 3
+    kp[3] = [1e12, -3e11]
+    img = draw_pose2d(np.zeros((120, 120, 3), np.uint8), kp, marker="cross")
+    assert img.any()
+    ref = draw_pose2d(
+        np.zeros((120, 120, 3), np.uint8), np.where(np.arange(17)[:, None] == 3, np.nan, kp), marker="cross"
+    )
+    np.testing.assert_array_equal(img, ref)

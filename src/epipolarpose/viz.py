@@ -204,7 +204,8 @@ def draw_pose2d(
     """
     img = np.ascontiguousarray(image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)).copy()
     kp = np.asarray(keypoints, float)
-    ok = np.isfinite(kp).all(-1)
+    # finite but far off (a reprojection near a camera's plane) does not fit OpenCV's int32
+    ok = np.isfinite(kp).all(-1) & (np.abs(np.nan_to_num(kp)) < 1e6).all(-1)
     if scores is not None:
         ok &= np.asarray(scores) > min_score
     for a, b in BONES:
