@@ -290,3 +290,17 @@ def test_cli_degenerate_pairs_exit_2(tmp_path, rng):
         "camera pair 0-1 ('a', 'b'): only 7 usable correspondences",
     )
     assert not out.exists() and not rig_out.exists()
+
+
+def test_the_labelling_path_imports_no_heavy_packages():
+    """`epipolarpose label` starts fast: the CLI and the labelling run import no torch,
+    lightning, matplotlib or scikit-learn (issue 13)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, epipolarpose.cli, epipolarpose.labelling\n"
+        "print(','.join(m for m in ('torch', 'lightning', 'matplotlib', 'sklearn', 'mediapipe') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
