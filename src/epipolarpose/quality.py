@@ -138,9 +138,10 @@ def quality_warnings(agreement: list[CameraAgreement], threshold_px: float) -> t
         elif a.agree < GOOD_AGREEMENT and np.nanmin(others) >= GOOD_AGREEMENT:
             warnings.append(
                 f"camera {a.name!r} agrees with the others in only {a.agree:.0%} of the frames (median "
-                f"error {a.median_error_px:.0f} px) while they agree with each other: its detector may "
-                "follow another person part of the time, or its detections are poor, and the rig may "
-                "be off by degrees. Check its detections, or leave it out (label --cameras)"
+                f"error {a.median_error_px:.0f} px) while they agree with each other: its detections "
+                "are poor (a hard view of the person) or its detector follows another person part of "
+                "the time, and the rig may be off by degrees. Check its detections, or leave it out "
+                "(label --cameras)"
             )
         elif a.agree < BAD_AGREEMENT:
             warnings.append(
