@@ -153,8 +153,12 @@ def iter_frames(
         last_t = -np.inf
         i = start
         while i < rng.stop:
-            ok, frame = cap.read()
-            if not ok or frame is None:
+            wanted = (i - start) % stride == 0
+            if wanted:
+                ok, frame = cap.read()
+            else:  # skipped frames are decoded (the codec needs them) but not converted
+                ok, frame = cap.grab(), None
+            if not ok or (wanted and frame is None):
                 break
             if check_timestamps:
                 t = cap.get(cv2.CAP_PROP_POS_MSEC)
@@ -165,7 +169,7 @@ def iter_frames(
                         "`ffmpeg -i IN -vf setpts=N/FRAME_RATE/TB OUT.mp4`"
                     )
                 last_t = t
-            if (i - start) % stride == 0:
+            if wanted:
                 yield i, frame
             i += 1
     finally:

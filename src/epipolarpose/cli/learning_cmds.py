@@ -58,16 +58,21 @@ def train(
     dataset: str = typer.Option(
         None,
         "--dataset",
-        help="h36m or 3dhp: train on a dataset's training split (--root) instead of rendered clips.",
+        help="h36m or 3dhp: train on a dataset's multi-view training split (--root) instead of rendered "
+        "clips (3dhp: S1-S8, Seq1-2, cameras 0-2 and 4-8, decoded from its videos).",
     ),
     root: Path = typer.Option(
         None, "--root", help="With --dataset: the dataset's folder (docs/datasets.md)."
     ),
     every: int = typer.Option(
-        None, "--every", help="With --dataset: keep every N-th frame of the training split (default 5)."
+        None,
+        "--every",
+        help="With --dataset: keep every N-th frame of the training split (default 5 for h36m, 10 for 3dhp).",
     ),
     subjects: list[str] = typer.Option(
-        None, "--subject", help="With --dataset h36m: training subjects (default S1 S5 S6 S7 S8). Repeatable."
+        None,
+        "--subject",
+        help="With --dataset: training subjects (default h36m S1 S5 S6 S7 S8, 3dhp S1-S8). Repeatable.",
     ),
     init_imagenet: Path = typer.Option(
         None,

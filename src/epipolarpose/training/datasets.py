@@ -1,10 +1,14 @@
-"""Human3.6M as a multi-view training source (``train --dataset h36m --root DIR``), in the
-settings of the paper's table, through the crop cache of :mod:`.footage`.
+"""Human3.6M and MPI-INF-3DHP as multi-view training sources (``train --dataset h36m|3dhp
+--root DIR``), in the settings of the paper's table, through the crop cache of :mod:`.footage`.
 
-The training split (S1, S5, S6, S7, S8 unless ``--subject``; every ``--every``-th frame, default
-5) is read with :class:`~epipolarpose.datasets.H36M`; the images of one instant in the four
-cameras form a multi-view frame. Crops are the paper's: a square box around the ground-truth 2D
-joints (1.3 x their extent). Supervision:
+Human3.6M's training split (S1, S5, S6, S7, S8 unless ``--subject``; every ``--every``-th frame,
+default 5) is read with :class:`~epipolarpose.datasets.H36M`; the images of one instant in the
+four cameras form a multi-view frame. MPI-INF-3DHP's training set (S1-S8, Seq1 and Seq2, cameras
+0-2 and 4-8; every 10th frame by default) is read with
+:class:`~epipolarpose.datasets.MPIINF3DHPTrain`, straight from its videos (or folders of their
+frames); one instant of a sequence in its eight cameras is a multi-view frame. Crops are the
+paper's: a square box around the ground-truth 2D joints (1.3 x their extent). Labels are made per
+*group* of frames that share cameras: a Human3.6M subject, a 3DHP sequence. Supervision:
 
 * ``full``: the ground-truth 3D in each camera's frame;
 * ``rt``: a frozen 2D network (``--init-2d``) detects the joints in every view, and
@@ -13,9 +17,8 @@ joints (1.3 x their extent). Supervision:
   detections (intrinsics known, as in the paper), then triangulated;
 * ``2d``: the ground-truth 2D (the 2D network).
 
-MPI-INF-3DHP: only its test set has a reader (:class:`~epipolarpose.datasets.MPIINF3DHPTest`),
-used by ``predict --dataset 3dhp``; training on 3DHP needs a reader of its multi-view training
-set, which does not exist yet (a clear error says so).
+3DHP's test set (:class:`~epipolarpose.datasets.MPIINF3DHPTest`) is single-view; it is what
+``predict --dataset 3dhp --split test`` reads.
 """
 
 from __future__ import annotations
@@ -31,11 +34,21 @@ from ..formats import Poses2D
 from ..labelling import label_poses
 from .footage import CropCache, FootageAugment, ViewTable
 
-__all__ = ["DATASETS", "DatasetOptions", "MultiViewH36M", "dataset_labels", "dataset_views", "h36m_multiview"]
+__all__ = [
+    "DATASETS",
+    "DatasetOptions",
+    "MultiViewH36M",
+    "MultiViewSet",
+    "dataset_labels",
+    "dataset_views",
+    "h36m_multiview",
+    "mpi_multiview",
+]
 
 DATASETS = ("h36m", "3dhp")
-#: default frame stride of the training split (Human3.6M is 50 fps; every 5th frame is 10 fps)
-TRAIN_EVERY = 5
+#: default frame stride of the training split (Human3.6M is 50 fps: every 5th frame is 10 fps;
+#: 3DHP's training videos are 25 or 50 fps and its cameras many: every 10th frame)
+TRAIN_EVERY = {"h36m": 5, "3dhp": 10}
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,10 @@ class DatasetOptions:
     """A dataset as training data (``train --dataset NAME --root DIR``).
 
     Attributes:
-        name: ``h36m`` (``3dhp`` training is not supported: no reader of its training set).
+        name: ``h36m`` or ``3dhp``.
         root: the dataset folder (``docs/datasets.md``).
-        every: keep frames with ``(frame - 1) % every == 0`` (default :data:`TRAIN_EVERY`).
-        subjects: training subjects (default the paper's S1, S5, S6, S7, S8).
+        every: keep every ``every``-th frame (default :data:`TRAIN_EVERY`).
+        subjects: training subjects (default Human3.6M's S1, S5, S6, S7, S8; 3DHP's S1-S8).
         crop_cache: where the crops are cached (default ``OUT/crop_cache``).
         augment: augmentation of the crops.
     """
@@ -60,16 +73,18 @@ class DatasetOptions:
 
 
 @dataclass
-class MultiViewH36M:
-    """Human3.6M images grouped into multi-view frames.
+class MultiViewSet:
+    """A dataset's images grouped into multi-view frames.
 
     Attributes:
-        table: the views (image files, boxes around the ground-truth 2D).
+        table: the views (image files or videos, boxes around the ground-truth 2D).
         camera_ids: the C camera ids (columns).
-        subjects, sequences: (F,) of every frame; frames: (F,) 1-based frame numbers.
+        subjects: (F,) the group of every frame whose cameras are fixed (a Human3.6M subject, a
+            3DHP sequence ``S1/Seq1``); sequences: (F,) its sequence; frames: (F,) frame numbers
+            (Human3.6M 1-based, 3DHP 0-based video frames).
         joints2d: (C, F, J, 2) ground-truth 2D; joints3d_camera: (C, F, J, 3) mm (NaN: no view).
         K, dist: (C, F, 3, 3), (C, F, 5) of every view's camera.
-        cameras: ``{(subject, camera id): Camera}``.
+        cameras: ``{(group, camera id): Camera}``.
     """
 
     table: ViewTable
@@ -84,9 +99,13 @@ class MultiViewH36M:
     cameras: dict
 
 
+#: the former name (Human3.6M was the first dataset)
+MultiViewH36M = MultiViewSet
+
+
 def h36m_multiview(
     root: Path, subjects: tuple[str, ...] | None, every: int, split: str = "train"
-) -> MultiViewH36M:
+) -> MultiViewSet:
     """Read a Human3.6M split (:class:`~epipolarpose.datasets.H36M`) and group its images into
     multi-view frames (one per subject, sequence and frame number)."""
     from ..datasets import H36M
@@ -116,15 +135,56 @@ def h36m_multiview(
     subj = np.array([k[0] for k in uniq])
     seq = np.array([k[1] for k in uniq])
     fr = np.array([k[2] for k in uniq], dtype=np.int64)
-    return MultiViewH36M(table, cam_ids, subj, seq, fr, j2, j3, K, dist, dict(ds.cameras))
+    return MultiViewSet(table, cam_ids, subj, seq, fr, j2, j3, K, dist, dict(ds.cameras))
+
+
+def mpi_multiview(root: Path, subjects: tuple[str, ...] | None, every: int) -> MultiViewSet:
+    """Read MPI-INF-3DHP's training set (:class:`~epipolarpose.datasets.MPIINF3DHPTrain`) as
+    multi-view frames: every kept frame of every sequence, its views decoded from the videos."""
+    from ..datasets import MPIINF3DHPTrain
+    from ..datasets.mpi_inf_3dhp import TRAIN_SUBJECTS
+
+    ds = MPIINF3DHPTrain(root, subjects=subjects or TRAIN_SUBJECTS, every=every)
+    seqs = [s for s in ds.sequences if len(s.frames)]
+    cam_ids = [str(c) for c in ds.camera_numbers]
+    C = len(cam_ids)
+    size = np.array([seqs[0].cameras[c].image_size for c in range(C)], np.int64)
+    for s in seqs:
+        other = np.array([cam.image_size for cam in s.cameras])
+        if (other != size).any():
+            bad = int(np.flatnonzero((other != size).any(1))[0])
+            raise InputError(
+                f"MPI-INF-3DHP {s.name}: camera {cam_ids[bad]} has {tuple(other[bad])} images but "
+                f"{tuple(size[bad])} in {seqs[0].name}; a camera must keep its image size"
+            )
+    cat = lambda key: np.concatenate([getattr(s, key) for s in seqs], axis=1)  # noqa: E731
+    j2, j3 = cat("joints2d"), cat("joints3d_camera")
+    F = j2.shape[1]
+    segment = np.concatenate([np.full(len(s.frames), i) for i, s in enumerate(seqs)])
+    frames = np.concatenate([s.frames for s in seqs])
+    names = np.array([s.name for s in seqs])[segment]
+    K = np.stack([np.stack([s.cameras[c].K for s in seqs])[segment] for c in range(C)])
+    dist = np.stack([np.stack([s.cameras[c].dist for s in seqs])[segment] for c in range(C)])
+    table = ViewTable(
+        names=cam_ids,
+        image_size=size,
+        box_keypoints=j2,
+        sources=[[s.sources[c] for s in seqs] for c in range(C)],
+        frame_index=np.tile(frames, (C, 1)),
+        segment=segment,
+    )
+    cameras = {(s.name, cam_ids[c]): s.cameras[c] for s in seqs for c in range(C)}
+    seq_names = np.array([n.split("/")[1] for n in names])
+    assert K.shape == (C, F, 3, 3)
+    return MultiViewSet(table, cam_ids, names, seq_names, frames, j2, j3, K, dist, cameras)
 
 
 def dataset_labels(
-    mv: MultiViewH36M, keypoints: np.ndarray, supervision: str, *, progress: bool = False
+    mv: MultiViewSet, keypoints: np.ndarray, supervision: str, *, progress: bool = False
 ) -> dict:
-    """Pseudo-labels from detections (C, F, J, 2) of every view, one labelling run per subject
-    (its cameras are fixed): triangulated with the subject's known cameras (``rt``, needs each
-    subject's ``rig.json``) or self-calibrated (``self``). Returns the dataset arrays
+    """Pseudo-labels from detections (C, F, J, 2) of every view, one labelling run per group
+    (``mv.subjects``: its cameras are fixed): triangulated with the group's known cameras (``rt``;
+    Human3.6M needs each subject's ``rig.json``) or self-calibrated (``self``). Returns the dataset arrays
     (``labels_camera`` (C, F, J, 3), ``labels_valid`` (F, J)) and a summary per subject."""
     from ..camera import Rig
 
@@ -137,9 +197,7 @@ def dataset_labels(
         cams = [mv.cameras.get((str(s), c)) for c in mv.camera_ids]
         if any(c is None for c in cams):
             missing = [mv.camera_ids[i] for i, c in enumerate(cams) if c is None]
-            raise InputError(
-                f"Human3.6M {s}: no images of camera(s) {', '.join(missing)}; labels need every camera"
-            )
+            raise InputError(f"{s}: no images of camera(s) {', '.join(missing)}; labels need every camera")
         kp = keypoints[:, sel]
         p2d = Poses2D(
             keypoints=kp,
@@ -160,7 +218,7 @@ def dataset_labels(
         try:
             res = label_poses(p2d, rig=rig, progress=progress)
         except InputError as e:
-            raise InputError(f"Human3.6M {s}: labelling its {len(sel)} frames failed: {e}") from None
+            raise InputError(f"{s}: labelling its {len(sel)} frames failed: {e}") from None
         lab[:, sel] = np.where(res.labels.valid[None, ..., None], res.labels.poses3d_camera, np.nan)
         valid[sel] = res.labels.valid
         summary[str(s)] = {"frames": int(len(sel)), "valid_fraction": float(res.labels.valid.mean())}
@@ -196,20 +254,18 @@ def dataset_views(opts: Any, cfg: Any, init2d: Any) -> Any:
     do: DatasetOptions = opts.dataset
     if do.name not in DATASETS:
         raise InputError(f"unknown --dataset {do.name!r}; choose one of {', '.join(DATASETS)}")
-    if do.name == "3dhp":
-        raise InputError(
-            "training on MPI-INF-3DHP needs its multi-view training set (S1-S8), which has no reader yet; "
-            "train on h36m (or footage) and use `predict --dataset 3dhp` for its test set"
-        )
-    every = do.every or TRAIN_EVERY
+    every = do.every or TRAIN_EVERY[do.name]
     if every < 1:
         raise InputError(f"--every must be >= 1, got {every}")
-    mv = h36m_multiview(Path(do.root), do.subjects or None, every)
+    if do.name == "3dhp":
+        mv = mpi_multiview(Path(do.root), do.subjects or None, every)
+    else:
+        mv = h36m_multiview(Path(do.root), do.subjects or None, every)
     sup = opts.supervision
     summary: dict[str, Any] = {
-        "source": "h36m",
+        "source": do.name,
         "root": str(do.root),
-        "subjects": sorted(set(mv.subjects.tolist())),
+        "subjects": sorted({str(g).split("/")[0] for g in mv.subjects.tolist()}),
         "every": every,
     }
     if sup == "2d":
@@ -219,7 +275,7 @@ def dataset_views(opts: Any, cfg: Any, init2d: Any) -> Any:
     else:
         if init2d is None:
             raise InputError(
-                f"--dataset h36m --supervision {sup} needs --init-2d CKPT: the frozen 2D network whose "
+                f"--dataset {do.name} --supervision {sup} needs --init-2d CKPT: the frozen 2D network whose "
                 "detections are triangulated (the paper's setting)"
             )
 

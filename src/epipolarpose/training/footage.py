@@ -102,22 +102,38 @@ class ViewTable:
         box_keypoints: (C, F, J, 2) pixels the person box is drawn around (NaN: unknown joint; a
             view with fewer than :data:`MIN_BOX_JOINTS` known joints has no crop).
         sources: C video files or image folders, with ``frame_index``; or None with ``paths``.
-        frame_index: (C, F) int frame of ``sources[c]`` (-1: the view does not exist).
+            With ``segment``, each camera's entry is a list of S sources (one per recorded
+            sequence, e.g. a dataset's ``S1/Seq1``, ``S1/Seq2``, ...).
+        frame_index: (C, F) int frame of the view's source (-1: the view does not exist).
         paths: (C, F) object array of image files (None: no view), instead of sources.
+        segment: (F,) int, which of every camera's S sources frame ``f`` comes from (None: one
+            source per camera).
     """
 
     names: list[str]
     image_size: np.ndarray
     box_keypoints: np.ndarray
-    sources: list[Path] | None = None
+    sources: list[Path] | list[list[Path]] | None = None
     frame_index: np.ndarray | None = None
     paths: np.ndarray | None = None
+    segment: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.image_size = np.asarray(self.image_size, dtype=np.int64)
         self.box_keypoints = np.asarray(self.box_keypoints, dtype=np.float64)
         if (self.sources is None) == (self.paths is None):
             raise ValueError("a ViewTable needs either sources + frame_index or paths")
+        if self.segment is not None:
+            self.segment = np.asarray(self.segment, dtype=np.int64).reshape(-1)
+            if self.sources is None or self.segment.shape != (self.num_frames,):
+                raise ValueError("segment needs sources and one entry per frame")
+
+    def camera_sources(self, c: int) -> list[tuple[Path, np.ndarray]]:
+        """``(source, frames)`` of camera ``c``: each of its sources and the (F,) bool frames
+        that come from it."""
+        if self.segment is None:
+            return [(Path(self.sources[c]), np.ones(self.num_frames, bool))]
+        return [(Path(src), self.segment == s) for s, src in enumerate(self.sources[c])]
 
     @property
     def num_cameras(self) -> int:
@@ -153,12 +169,15 @@ class ViewTable:
                 return f"{p}:missing"
 
         if self.sources is not None:
-            for s in self.sources:
-                h.update(stamp(s).encode())
-                if Path(s).is_dir():  # an image folder: its files too
-                    for f in sorted(Path(s).iterdir()):
-                        h.update(stamp(f).encode())
+            for c in range(self.num_cameras):
+                for s, _ in self.camera_sources(c):
+                    h.update(stamp(s).encode())
+                    if s.is_dir():  # an image folder: its files too
+                        for f in sorted(s.iterdir()):
+                            h.update(stamp(f).encode())
             h.update(np.ascontiguousarray(self.frame_index, dtype=np.int64).tobytes())
+            if self.segment is not None:
+                h.update(np.ascontiguousarray(self.segment).tobytes())
         else:
             for p in self.paths.reshape(-1):
                 h.update((stamp(p) if p is not None else "-").encode())
@@ -230,20 +249,25 @@ def check_sources(table: ViewTable) -> None:
             if p is not None and not Path(p).is_file():
                 raise InputError(f"image {p} is missing")
         return
-    need = np.where(table.present(), table.frame_index, -1).max(axis=1)
-    for c, src in enumerate(table.sources):
-        info = probe(src)
-        if need[c] >= info.num_frames:
-            raise InputError(
-                f"{src}: has {info.num_frames} frames but the labels/detections need frame {int(need[c])} "
-                f"(camera {table.names[c]}); the video is shorter than its labels (wrong file, or trimmed?)"
-            )
-        if tuple(info.image_size) != tuple(int(v) for v in table.image_size[c]):
-            w, h = table.image_size[c]
-            raise InputError(
-                f"{src}: frames are {info.image_size[0]}x{info.image_size[1]} but the detections of camera "
-                f"{table.names[c]} are for {w}x{h} images"
-            )
+    present = table.present()
+    for c in range(table.num_cameras):
+        for src, frames in table.camera_sources(c):
+            sel = present[c] & frames
+            if not sel.any():
+                continue
+            need = int(np.asarray(table.frame_index)[c, sel].max())
+            info = probe(src)
+            if need >= info.num_frames:
+                raise InputError(
+                    f"{src}: has {info.num_frames} frames but the labels/detections need frame {need} "
+                    f"(camera {table.names[c]}); the video is shorter than its labels (wrong file, or trimmed?)"
+                )
+            if tuple(info.image_size) != tuple(int(v) for v in table.image_size[c]):
+                w, h = table.image_size[c]
+                raise InputError(
+                    f"{src}: frames are {info.image_size[0]}x{info.image_size[1]} but the detections of "
+                    f"camera {table.names[c]} are for {w}x{h} images"
+                )
 
 
 def build_crop_cache(
@@ -325,16 +349,22 @@ def _frames_of_camera(table: ViewTable, c: int, present: np.ndarray):
                 raise InputError(f"image {p} is {img.shape[1]}x{img.shape[0]}, expected {size[0]}x{size[1]}")
             yield int(f), img
         return
+    for src, frames in table.camera_sources(c):
+        yield from _frames_of_source(table, c, src, present & frames, size)
+
+
+def _frames_of_source(table: ViewTable, c: int, src: Path, present: np.ndarray, size: tuple[int, int]):
+    """Yield ``(f, BGR frame)`` for the ``present`` views of camera ``c`` that come from ``src``."""
     idx = np.asarray(table.frame_index[c])
     wanted: dict[int, list[int]] = {}
     for f in np.flatnonzero(present):
         wanted.setdefault(int(idx[f]), []).append(int(f))
     if not wanted:
         return
-    src = table.sources[c]
     lo, hi = min(wanted), max(wanted)
+    stride = int(np.gcd.reduce(np.diff(sorted(wanted)))) if len(wanted) > 1 else 1
     got = set()
-    for i, frame in iter_frames(src, start=lo, stop=hi + 1):
+    for i, frame in iter_frames(src, start=lo, stop=hi + 1, stride=stride):
         if i in wanted:
             if (frame.shape[1], frame.shape[0]) != size:
                 raise InputError(
