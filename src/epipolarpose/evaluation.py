@@ -29,6 +29,7 @@ from .errors import InputError
 from .formats import WORLD_POSE_KEYS, open_npz, pose_key
 from .geometry.alignment import optimal_scale
 from .metrics import evaluate_poses
+from .parallel import map_chunks
 from .pss import PSSModel
 from .skeleton import root_relative
 
@@ -173,10 +174,13 @@ def _match_in_cameras(
         )
     cams = _camera_indices(camera, C)
     check_counts(P.shape[1:3], (F, J), pred=f"{pred_path} 'poses3d_camera'", gt=f"{gt_path} '{g.key}'")
-    G = g.rig.world_to_camera(g.poses)  # (C, F, J, 3)
+    rig = g.rig if len(cams) == C else Rig([g.rig[c] for c in cams], units=g.rig.units)
+    G = rig.world_to_camera(g.poses)  # (len(cams), F, J, 3)
     mode = f"poses3d_camera vs GT {g.key} in each camera's frame (cameras {', '.join(map(str, cams))})"
     cameras = np.repeat(np.asarray(cams), F)
-    return _Match(P[cams].reshape(-1, J, 3), G[cams].reshape(-1, J, 3), len(cams), cameras, mode)
+    if len(cams) < C:
+        P = P[cams]
+    return _Match(P.reshape(-1, J, 3), G.reshape(-1, J, 3), len(cams), cameras, mode)
 
 
 def _camera_indices(camera: str, num_cameras: int) -> list[int]:
@@ -250,7 +254,9 @@ def check_units(pair: PosePair) -> None:
         )
         pair.absolute_ok = False
         return
-    s = optimal_scale(root_relative(pair.pred), root_relative(pair.gt), pair.mask)
+    s = map_chunks(
+        lambda p, g, m: optimal_scale(root_relative(p), root_relative(g), m), pair.pred, pair.gt, pair.mask
+    )
     med = float(np.nanmedian(s)) if np.isfinite(s).any() else float("nan")
     if np.isfinite(med) and not 0.67 < med < 1.5:
         pair.absolute_ok = False

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from .errors import InputError
@@ -109,19 +109,24 @@ class BVH:
     def index(self, name: str) -> int:
         return self.joint_names.index(name)
 
-    def local_transforms(self) -> tuple[list[Rotation], np.ndarray]:
-        """Per-joint local rotations and translations.
+    def local_transforms(self, frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-joint local rotations and translations, all joints at once.
 
+        Args:
+            frames: (F,) indices of the frames wanted (None: all).
         Returns:
-            ``rotations``: one :class:`~scipy.spatial.transform.Rotation` of length F per joint;
+            ``quaternions``: (F, N, 4) local rotations, scalar-last (scipy's ``xyzw``);
             ``translations``: (F, N, 3) in file units (position channels where present, else the
             joint's OFFSET).
         """
-        F = self.num_frames
-        trans = np.empty((F, len(self.joints), 3))
-        rots: list[Rotation] = []
+        motion = self.motion if frames is None else self.motion[np.asarray(frames)]
+        F, N = len(motion), len(self.joints)
+        trans = np.empty((F, N, 3))
+        quats = np.zeros((F, N, 4))
+        quats[..., 3] = 1.0  # joints without rotation channels: identity
+        by_order: dict[str, tuple[list[int], list[np.ndarray]]] = {}
         for k, j in enumerate(self.joints):
-            cols = self.motion[:, j.channel_start : j.channel_start + len(j.channels)]
+            cols = motion[:, j.channel_start : j.channel_start + len(j.channels)]
             trans[:, k] = j.offset
             rot_cols = []
             for c, name in enumerate(j.channels):
@@ -130,12 +135,13 @@ class BVH:
                     trans[:, k, _POS_CHANNELS[low]] = cols[:, c]
                 elif low in _ROT_CHANNELS:
                     rot_cols.append(c)
-            order = j.euler_order
-            if order:
-                rots.append(Rotation.from_euler(order, cols[:, rot_cols], degrees=True))
-            else:
-                rots.append(Rotation.identity(F))
-        return rots, trans
+            if j.euler_order:
+                ks, angles = by_order.setdefault(j.euler_order, ([], []))
+                ks.append(k)
+                angles.append(cols[:, rot_cols])
+        for order, (ks, angles) in by_order.items():  # one batch per Euler order
+            quats[:, ks] = euler_to_quaternion(order, np.stack(angles, 1))
+        return quats, trans
 
     def forward_kinematics(self, fps: float | None = None, end_sites: bool = False) -> np.ndarray:
         """Global joint positions in file units.
@@ -148,20 +154,27 @@ class BVH:
         Returns:
             (F, N, 3), or (F, N + E, 3) with ``end_sites``.
         """
-        rots, trans = self.local_transforms()
-        if fps is not None:
-            rots, trans = _resample(rots, trans, 1.0 / self.fps, fps)
+        if fps is None:
+            quats, trans = self.local_transforms()
+        else:  # only the source frames that bracket an output time are converted
+            i0, w = _resample_plan(self.num_frames, 1.0 / self.fps, fps)
+            i1 = np.where(w > 0, i0 + 1, i0)
+            need = np.unique(np.concatenate([i0, i1]))
+            q, t = self.local_transforms(need)
+            a, b = np.searchsorted(need, i0), np.searchsorted(need, i1)
+            quats = slerp(q[a], q[b], w[:, None])
+            trans = t[a] * (1.0 - w)[:, None, None] + t[b] * w[:, None, None]
         F, N = trans.shape[:2]
+        R_local = Rotation.from_quat(quats.reshape(-1, 4)).as_matrix().reshape(F, N, 3, 3)
         G_R = np.empty((F, N, 3, 3))
         G_t = np.empty((F, N, 3))
         for k, j in enumerate(self.joints):
-            R_local = rots[k].as_matrix().reshape(F, 3, 3)
             if j.parent < 0:
-                G_R[:, k] = R_local
+                G_R[:, k] = R_local[:, k]
                 G_t[:, k] = trans[:, k]
             else:
                 p = j.parent
-                G_R[:, k] = G_R[:, p] @ R_local
+                np.matmul(G_R[:, p], R_local[:, k], out=G_R[:, k])
                 G_t[:, k] = G_t[:, p] + np.einsum("fij,fj->fi", G_R[:, p], trans[:, k])
         if not end_sites:
             return G_t
@@ -173,22 +186,77 @@ class BVH:
         return np.concatenate([G_t, np.stack(ends, 1)], 1) if ends else G_t
 
 
-def _resample(
-    rots: list[Rotation], trans: np.ndarray, frame_time: float, fps: float
-) -> tuple[list[Rotation], np.ndarray]:
-    """Resample local transforms from ``1/frame_time`` to ``fps`` frames per second."""
+def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton products of (..., 4) scalar-last quaternions (the rotation ``a`` after ``b``'s frame)."""
+    ax, ay, az, aw = np.moveaxis(a, -1, 0)
+    bx, by, bz, bw = np.moveaxis(b, -1, 0)
+    return np.stack(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ],
+        -1,
+    )
+
+
+def euler_to_quaternion(order: str, angles_deg: np.ndarray) -> np.ndarray:
+    """Intrinsic Euler angles (BVH channels) to scalar-last quaternions, vectorised.
+
+    Args:
+        order: three axes, e.g. ``"ZXY"`` (intrinsic, as scipy's upper-case orders).
+        angles_deg: (..., 3) degrees, in ``order``.
+    Returns:
+        (..., 4) unit quaternions, the rotations ``Rotation.from_euler(order, angles, degrees=True)``.
+    """
+    half = np.radians(np.asarray(angles_deg, dtype=np.float64)) / 2.0
+    q = None
+    for i, axis in enumerate(order.lower()):
+        e = np.zeros(half.shape[:-1] + (4,))
+        e[..., "xyz".index(axis)] = np.sin(half[..., i])
+        e[..., 3] = np.cos(half[..., i])
+        q = e if q is None else quaternion_multiply(q, e)  # intrinsic: later axes in the moved frame
+    return q
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Spherical linear interpolation of unit quaternions along the shorter arc.
+
+    Args:
+        q0, q1: (..., 4) unit quaternions (any convention; the scalar's place does not matter).
+        w: (...,) weights in [0, 1] (0 gives ``q0``), broadcast against ``q0[..., 0]``.
+    Returns:
+        (..., 4) unit quaternions; the rotation of ``scipy``'s ``Slerp`` at the same weight.
+    """
+    d = np.sum(q0 * q1, axis=-1)
+    q1 = np.where((d < 0)[..., None], -q1, q1)  # q and -q are one rotation: take the short way
+    d = np.clip(np.abs(d), -1.0, 1.0)
+    theta = np.arccos(d)
+    s = np.sin(theta)
+    small = s < 1e-9
+    s_safe = np.where(small, 1.0, s)
+    a = np.where(small, 1.0 - w, np.sin((1.0 - w) * theta) / s_safe)
+    b = np.where(small, w, np.sin(w * theta) / s_safe)
+    q = a[..., None] * q0 + b[..., None] * q1
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def _resample_plan(num_frames: int, frame_time: float, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resampling ``num_frames`` frames from ``1/frame_time`` to ``fps`` frames per second (times
+    ``0, 1/fps, ...`` within the clip): output frame ``k`` lies between source frames ``i0[k]`` and
+    ``i0[k] + 1`` at weight ``w[k]`` in [0, 1) (exact source frames have ``w = 0``)."""
     if not fps > 0:
         raise InputError(f"fps must be positive, got {fps}")
-    F = trans.shape[0]
-    src = np.arange(F) * frame_time
+    F = num_frames
     n = int(math.floor((F - 1) * frame_time * fps + 1e-6)) + 1
-    dst = np.minimum(np.arange(n) / fps, src[-1])
     if F == 1:
-        return rots, trans[:n]
-    out_rots = [Slerp(src, r)(dst) for r in rots]
-    flat = trans.reshape(F, -1)
-    out_t = np.stack([np.interp(dst, src, flat[:, i]) for i in range(flat.shape[1])], 1)
-    return out_rots, out_t.reshape(n, *trans.shape[1:])
+        return np.zeros(1, np.int64), np.zeros(1)
+    x = np.minimum(np.arange(n) / fps, (F - 1) * frame_time) / frame_time  # fractional source frame
+    x = np.where(np.abs(x - np.round(x)) < 1e-9, np.round(x), x)  # exact source frames stay exact
+    i0 = np.minimum(np.floor(x).astype(np.int64), F - 2)
+    w = x - i0
+    return i0, w
 
 
 _TOKEN = re.compile(r"\S+")
@@ -269,7 +337,7 @@ def read_bvh(path: str | os.PathLike) -> BVH:
         raise InputError(f"{path}: MOTION section lacks 'Frames:' / 'Frame Time:'")
     frames, frame_time = int(m.group(1)), float(m.group(2))
     try:
-        values = np.array(motion_text[m.end() :].split(), dtype=np.float64)
+        values = np.fromstring(motion_text[m.end() :], sep=" ")  # any whitespace; raises on bad data
     except ValueError as e:
         raise InputError(f"{path}: non-numeric motion data ({e})") from None
     if frames < 1 or values.size < frames * n_channels or frame_time <= 0:

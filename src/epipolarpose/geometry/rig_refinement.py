@@ -190,7 +190,8 @@ def _errors(
 ) -> np.ndarray:
     """Reprojection error (M,) of every observation, pixels."""
     Xc = np.einsum("mij,mj->mi", R[obs.cam], X[obs.point]) + t[obs.cam]
-    proj = scale[obs.cam, None] * Xc[:, :2] / Xc[:, 2:3]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a point on a camera plane: inf/NaN
+        proj = scale[obs.cam, None] * Xc[:, :2] / Xc[:, 2:3]
     return np.linalg.norm(proj - obs.xy, axis=-1) * focal[obs.cam]
 
 

@@ -236,7 +236,8 @@ class _Chunk:
         X_loo = self.views.solve_loo(self.Mv[:, idx], self.use[:, idx])  # (C, 2bP, 3)
         P = self.views.P
         h = np.einsum("cij,cnj->cni", P[:, :, :3], X_loo) + P[:, None, :, 3]
-        own = h[..., :2] / h[..., 2:3]  # view c's joints seen from the others
+        with np.errstate(divide="ignore", invalid="ignore"):  # points on a camera plane: inf/NaN
+            own = h[..., :2] / h[..., 2:3]  # view c's joints seen from the others
         k = len(n_l)
         pl, pr = own[:, :k], own[:, k:]
         xl, xr = self.xs[:, n_l], self.xs[:, n_r]

@@ -45,6 +45,7 @@ from ..camera import Camera, Rig, distort_normalized
 from ..errors import InputError
 from ..formats import GroundTruth, Poses2D
 from ..mocap import load_clips
+from ..parallel import thread_map
 from ..skeleton import FLIP_PERMUTATION, H36M_JOINTS, LEFT_JOINTS, RIGHT_JOINTS, default_joint_names
 
 #: Codes of ``Poses2D.extra["corrupted"]``; a joint gets the highest code that applies.
@@ -462,10 +463,13 @@ def _project_points(Xt: np.ndarray, rig: Rig, in_clip: np.ndarray) -> tuple[np.n
     C, F, J, _ = Xt.shape
     clean = np.empty((C, F, J, 2))
     visible = np.empty((C, F, J), dtype=bool)
-    for c, cam in enumerate(rig):
-        uv, seen = _project_camera(cam, Xt[c])
+
+    def one(c: int) -> None:  # cameras in threads (numpy releases the GIL)
+        uv, seen = _project_camera(rig[c], Xt[c])
         visible[c] = seen & in_clip[c, :, None]
         clean[c] = np.where(visible[c, ..., None], uv, np.nan)
+
+    thread_map(one, range(C))
     return clean, visible
 
 
@@ -680,12 +684,27 @@ def corrupt(
     r_gauss, r_swap, r_out, r_miss, r_score = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
     )
-    kp = clean + noise.sigma_px * r_gauss.standard_normal(clean.shape)
+    # the five streams are independent: drawn in threads (each in its own order, so the draws
+    # do not depend on the threads)
+    draws = thread_map(
+        lambda f: f(),
+        [
+            lambda: r_gauss.standard_normal(clean.shape),
+            lambda: r_swap.random((C, F)),
+            lambda: (r_out.random((C, F, J, 2)), r_out.random((C, F, J))),
+            lambda: r_miss.random((C, F, J)),
+            lambda: r_score.random((C, F, J)),
+        ],
+    )
+    gauss, u_swap, (u_pos, u_out), u_miss, u_score = draws
+    kp = gauss
+    kp *= noise.sigma_px
+    kp += clean
 
     # left/right swaps need to know the sides: only for the 17 H36M joints
     h36m = J == len(H36M_JOINTS)
     perm = FLIP_PERMUTATION if h36m else np.arange(J)
-    swap = r_swap.random((C, F)) < (noise.swap_prob if h36m else 0.0)
+    swap = u_swap < (noise.swap_prob if h36m else 0.0)
     kp[swap] = kp[swap][:, perm]
     vis = visible.copy()
     vis[swap] = vis[swap][:, perm]
@@ -695,12 +714,11 @@ def corrupt(
     swapped = swap[..., None] & lr
 
     lo, hi = _person_boxes(clean, visible, noise.box_padding, image_size) if boxes is None else boxes
-    u_pos = r_out.random((C, F, J, 2))
-    outlier = (r_out.random((C, F, J)) < noise.outlier_prob) & vis
+    outlier = (u_out < noise.outlier_prob) & vis
     box_pts = lo[:, :, None] + u_pos * (hi - lo)[:, :, None]
     kp = np.where(outlier[..., None], box_pts, kp)
 
-    missing = r_miss.random((C, F, J)) < noise.missing_prob
+    missing = u_miss < noise.missing_prob
 
     code = np.full((C, F, J), CLEAN, dtype=np.uint8)
     code[swapped] = SWAPPED
@@ -708,7 +726,6 @@ def corrupt(
     code[missing] = MISSING
     code[~vis] = NOT_VISIBLE
 
-    u_score = r_score.random((C, F, J))
     lo_c, hi_c = noise.score_clean
     lo_b, hi_b = noise.score_corrupted
     scores = np.where(
