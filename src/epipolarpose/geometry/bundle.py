@@ -119,6 +119,18 @@ def _robust_weights(r_px: np.ndarray, loss: str, f_scale: float) -> np.ndarray:
     raise ValueError(f"unknown loss {loss!r}")
 
 
+def _inv3(H: np.ndarray) -> np.ndarray:
+    """Batched inverse of symmetric positive (N, 3, 3) matrices by the adjugate."""
+    a, b_, c = H[:, 0, 0], H[:, 0, 1], H[:, 0, 2]
+    d, e, f = H[:, 1, 1], H[:, 1, 2], H[:, 2, 2]
+    A00, A01, A02 = d * f - e * e, c * e - b_ * f, b_ * e - c * d
+    A11, A12, A22 = a * f - c * c, b_ * c - a * e, a * d - b_ * b_
+    det = a * A00 + b_ * A01 + c * A02
+    inv = 1.0 / np.where(np.abs(det) > 1e-300, det, 1e-300)
+    adj = np.stack([A00, A01, A02, A01, A11, A12, A02, A12, A22], -1).reshape(-1, 3, 3)
+    return adj * inv[:, None, None]
+
+
 def _solve3(H: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Batched solve of symmetric positive (N, 3, 3) systems by the adjugate (faster than
     ``np.linalg.solve`` on many tiny systems): (N, 3, 3), (N, 3) -> (N, 3)."""
@@ -215,7 +227,7 @@ class _ReducedProblem:
         H = np.matmul(np.swapaxes(Jp, 1, 2), Jp)
         H += (1e-9 * np.trace(H, axis1=1, axis2=2) + 1e-300)[:, None, None] * np.eye(3)
         JpJc = np.matmul(np.swapaxes(Jp, 1, 2), Jc)  # (N, 3, P)
-        M = np.linalg.solve(H, JpJc)  # H⁻¹ J_pᵀ J_c, (N, 3, P)
+        M = np.matmul(_inv3(H), JpJc)  # H⁻¹ J_pᵀ J_c, (N, 3, P)
         Jc2 = Jc.reshape(-1, nc + nf)
         A = Jc2.T @ Jc2 - np.tensordot(JpJc, M, axes=([0, 1], [0, 1]))
         rf = r.reshape(N, 2 * C)

@@ -37,6 +37,7 @@ import numpy as np
 from ..camera import Rig
 from ..errors import InputError
 from ..formats import Poses2D
+from ..parallel import thread_map
 from ..skeleton import metric_scale
 from ..timing import Timer
 from . import single_threaded
@@ -245,32 +246,40 @@ def pairwise_relative_poses(
     ransac = RelativePoseOptions(options.method, options.max_ransac_points, options.seed)
     poses: dict[tuple[int, int], RelativePose] = {}
     reports = []
-    for i in range(C):
-        for j in range(i + 1, C):
-            m = good[i] & good[j]
-            name = _pair_name(names, i, j)
-            rep = PairReport((i, j), int(m.sum()))
-            reports.append(rep)
-            try:
-                rp = relative_pose(views.xn[i][m], views.xn[j][m], thr_n, ransac, pair=name)
-            except InputError as e:
-                if C == 2:
-                    raise
-                rep.skipped = str(e)
-                continue
-            rep.inlier_rate = rp.inlier_rate
-            rep.parallax_deg = rp.parallax_deg
-            rep.rotation_only_fraction = rp.rotation_only_fraction
-            if rp.rotation_only_fraction > 0.8 and rp.sampson_inlier_rate >= 0.5:
-                raise InputError(
-                    f"{name}: zero baseline — {rp.rotation_only_fraction:.0%} of the correspondences "
-                    "are explained by a pure rotation (the cameras share a centre, or the person "
-                    "barely moves), so depth cannot be triangulated"
-                )
-            if rp.inlier_rate < options.min_inlier_rate:
-                rep.skipped = f"inlier rate {rp.inlier_rate:.0%} below {options.min_inlier_rate:.0%}"
-            else:
-                poses[i, j] = rp
+    pairs = [(i, j) for i in range(C) for j in range(i + 1, C)]
+
+    def solve(pair: tuple[int, int]) -> tuple[int, RelativePose | InputError]:
+        i, j = pair
+        m = good[i] & good[j]
+        try:
+            return int(m.sum()), relative_pose(
+                views.xn[i][m], views.xn[j][m], thr_n, ransac, pair=_pair_name(names, i, j)
+            )
+        except InputError as e:
+            return int(m.sum()), e
+
+    for (i, j), (count, rp) in zip(pairs, thread_map(solve, pairs)):  # pairs on threads
+        name = _pair_name(names, i, j)
+        rep = PairReport((i, j), count)
+        reports.append(rep)
+        if isinstance(rp, InputError):
+            if C == 2:
+                raise rp
+            rep.skipped = str(rp)
+            continue
+        rep.inlier_rate = rp.inlier_rate
+        rep.parallax_deg = rp.parallax_deg
+        rep.rotation_only_fraction = rp.rotation_only_fraction
+        if rp.rotation_only_fraction > 0.8 and rp.sampson_inlier_rate >= 0.5:
+            raise InputError(
+                f"{name}: zero baseline — {rp.rotation_only_fraction:.0%} of the correspondences "
+                "are explained by a pure rotation (the cameras share a centre, or the person "
+                "barely moves), so depth cannot be triangulated"
+            )
+        if rp.inlier_rate < options.min_inlier_rate:
+            rep.skipped = f"inlier rate {rp.inlier_rate:.0%} below {options.min_inlier_rate:.0%}"
+        else:
+            poses[i, j] = rp
     for c in range(C):
         if not any(c in p for p in poses):
             raise InputError(

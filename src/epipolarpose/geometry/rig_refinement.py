@@ -16,7 +16,7 @@ of different starting rigs can be compared (:func:`rig_cost`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -223,10 +223,13 @@ def robust_bundle_adjustment(
         max_nfev=options.max_nfev,
         settle_deg=0.01,
     )
-    for _ in range(options.rounds):
+    for k in range(options.rounds):
         s = sigma[obs.joint, side]
         bundle_obs = BundleObservations(obs.cam, obs.point, obs.xy, obs.w, s)
-        ba = bundle_adjust(R, t, X, focal, bundle_obs, ba_options)
+        # every round but the last only needs a rig good enough to measure the noise scales
+        last = k == options.rounds - 1
+        opts = ba_options if last else replace(ba_options, irls_rounds=max(1, options.irls_rounds // 2))
+        ba = bundle_adjust(R, t, X, focal, bundle_obs, opts)
         R, t, X, scale = ba.R, ba.t, ba.X, ba.focal_scale
         error = _errors(R, t, focal, scale, X, obs)
         sides = view_sides(R, X, obs.point_frame, obs.point_joint, views.left_right)
