@@ -124,3 +124,20 @@ def test_label_sync_auto_recovers_offsets_and_aligns_labels(tmp_path):
         app, ["label", str(tmp_path / "poses2d.npz"), "-o", str(tmp_path / "x.npz"), "--sync", "maybe"]
     )
     assert res.exit_code == 2 and "--sync" in res.output and not (tmp_path / "x.npz").exists()
+
+
+def test_short_clip_search_is_narrowed_to_keep_most_frames_in_common(walk, rig_s9):
+    """A 60-frame clip asked for ±30: offsets beyond ±12 would leave two cameras < 60 % of the
+    frames in common (where a wrong offset fits the few frames left easily); the search is
+    narrowed, a note says so, and the true offsets are found."""
+    from epipolarpose.sync import search_range
+    from epipolarpose.synthetic import NoiseModel, synthesize
+
+    opts, note = search_range(SyncOptions(max_offset=30), 60)
+    assert opts.max_offset == 12 and "±12" in note[0] and "60 frames" in note[0]
+    assert search_range(SyncOptions(max_offset=10), 60) == (SyncOptions(max_offset=10), [])
+    p2d, _ = synthesize(walk[:60], _subset(rig_s9, [0, 1, 2]), NoiseModel(time_offsets=(0, 5, -4)), seed=2)
+    res = estimate_offsets(p2d, SyncOptions(max_offset=30))
+    assert res.offsets.tolist() == [0, 5, -4]
+    assert res.candidates[0] == -12 and res.candidates[-1] == 12
+    assert any(w.startswith("note: offsets searched within ±12") for w in res.warnings)
