@@ -441,7 +441,12 @@ def _fine_offsets(
 
 
 def _confidence(
-    cost: np.ndarray, offsets: np.ndarray, cands: np.ndarray, names: list[str], options: SyncOptions
+    cost: np.ndarray,
+    offsets: np.ndarray,
+    cands: np.ndarray,
+    names: list[str],
+    options: SyncOptions,
+    narrowed: bool = False,
 ) -> tuple[np.ndarray, list[str]]:
     """Confidence (C,) of every offset: ``1 - best / runner_up`` of its coarse cost against the
     best candidate at least 3 frames away; warnings for offsets at the search limit or uncertain."""
@@ -457,7 +462,8 @@ def _confidence(
         conf[c] = float(np.clip(1 - best / runner, 0, 1)) if np.isfinite(runner * best) else 0.0
         if abs(offsets[c]) == options.max_offset:
             notes.append(
-                f"warning: {names[c]} offset hit the search limit ±{options.max_offset}; try a larger --max-offset"
+                f"warning: {names[c]}: the 2D tracks put its offset at the search limit ±{options.max_offset}"
+                + ("" if narrowed else "; try a larger --max-offset")
             )
         if conf[c] < 0.2:
             notes.append(
@@ -494,7 +500,7 @@ def estimate_offsets(poses2d: Poses2D, options: SyncOptions = SyncOptions()) -> 
     cost = _coarse_costs(costs, cands, names, options)
     offsets = _resolve_aliases(costs, cost, cands, options)
     offsets = _fine_offsets(costs, offsets, cands, options)
-    conf, notes = _confidence(cost, offsets, cands, names, options)
+    conf, notes = _confidence(cost, offsets, cands, names, options, bool(narrowed))
     cost[~np.isfinite(cost)] = np.nan
     return SyncResult(offsets, conf, cost, cands, options.reference, narrowed + notes)
 
