@@ -269,7 +269,7 @@ class _ReducedProblem:
             while lam < 1e10:
                 delta = np.linalg.solve(A + lam * np.diag(diag) + 1e-15 * np.eye(P), -grad)
                 Rn, tn, sn = self.step(Rs, ts, s, delta)
-                Xn = self.refine_points(Rn, tn, sn, Xp)
+                Xn = self.refine_points(Rn, tn, sn, Xp, iters=1)
                 r, *_ = self.project(Rn, tn, sn, Xn)
                 new_cost = float(np.sum(r**2))
                 evals += 1
