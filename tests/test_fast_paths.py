@@ -56,3 +56,45 @@ def test_save_npz_reads_back_exactly(rng, tmp_path):
         assert set(z.files) == set(arrays)
         for k, v in arrays.items():
             assert z[k].dtype == v.dtype and np.array_equal(z[k], v), k
+
+
+def test_chunked_threaded_errors_equal_one_pass_over_all_poses(rng):
+    """evaluate_poses computes the errors in chunks of poses on threads: the same numbers as one
+    call of joint_errors per alignment on all poses (more poses than one chunk, NaN joints too)."""
+    from epipolarpose.metrics import CHUNK_POSES, _all_errors
+    from epipolarpose.parallel import map_chunks
+
+    N = 2 * CHUNK_POSES + 123
+    gt = rng.normal(0, 300, (N, 17, 3))
+    pred = 1.3 * gt + rng.normal(0, 20, gt.shape)
+    pred[rng.random((N, 17)) < 0.05] = np.nan
+    valid = np.isfinite(pred).all(-1)
+    got = _all_errors(pred, gt, valid, 0)
+    for e, (root, align) in zip(got, ((0, "none"), (0, "scale"), (None, "procrustes"))):
+        np.testing.assert_array_equal(e, joint_errors(pred, gt, valid, root, align))
+    # the generic helper: chunks of the leading axis, concatenated in order
+    np.testing.assert_array_equal(
+        map_chunks(lambda a, m: a.sum(-1) * (m is None), gt, None, chunk=1000), gt.sum(-1)
+    )
+
+
+def test_pss_assignment_in_threaded_chunks_equals_one_chunk(rng):
+    poses = rng.normal(0, 300, (5000, 17, 3))
+    poses[7, 3] = np.nan
+    m = PSSModel.fit(poses[:2000], k=10, seed=0)
+    np.testing.assert_array_equal(m.assign(poses, chunk=512), m.assign(poses, chunk=10_000))
+    assert m.assign(poses)[7] == -1
+
+
+def test_animation_frames_drawn_in_processes_equal_those_drawn_here():
+    from epipolarpose.viz import _AnimationView, _render_frames, _render_in_processes
+
+    poses = np.random.default_rng(0).normal(0, 300, (16, 17, 3))
+    poses[3, 5] = np.nan
+    view = _AnimationView(16, 900.0, "t", 120, " (mm)")
+    jobs = [(poses[i], np.nanmean(poses[i], 0), i) for i in range(16)]
+    here, there = _render_frames(view, jobs), _render_in_processes(view, jobs)
+    assert len(there) == 16
+    for a, b in zip(here, there):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(here[0], here[1])  # the frames do differ
