@@ -61,10 +61,10 @@ def test_save_npz_reads_back_exactly(rng, tmp_path):
 def test_chunked_threaded_errors_equal_one_pass_over_all_poses(rng):
     """evaluate_poses computes the errors in chunks of poses on threads: the same numbers as one
     call of joint_errors per alignment on all poses (more poses than one chunk, NaN joints too)."""
-    from epipolarpose.metrics import CHUNK_POSES, _all_errors
-    from epipolarpose.parallel import map_chunks
+    from epipolarpose.metrics import _all_errors
+    from epipolarpose.parallel import CHUNK, map_chunks
 
-    N = 2 * CHUNK_POSES + 123
+    N = 2 * CHUNK + 123
     gt = rng.normal(0, 300, (N, 17, 3))
     pred = 1.3 * gt + rng.normal(0, 20, gt.shape)
     pred[rng.random((N, 17)) < 0.05] = np.nan

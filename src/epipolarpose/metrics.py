@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import InputError
 from .geometry.alignment import apply_similarity, optimal_scale, procrustes
-from .parallel import thread_map
+from .parallel import map_chunks
 from .skeleton import default_joint_names
 
 if TYPE_CHECKING:
@@ -97,26 +97,16 @@ def joint_errors(
     return np.where(valid & np.isfinite(err), err, np.nan)
 
 
-#: Poses per chunk of :func:`_all_errors`: small temporaries stay in the cache and are reused
-#: from the heap (one pass over 400k poses at once spent half its time in page faults).
-CHUNK_POSES = 8192
-
-
 def _all_errors(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, root: int) -> _Errors:
     """The (N, J) errors of (N, J, 3) poses without alignment, with optimal scale and after
-    Procrustes (:func:`joint_errors`), computed in chunks of poses on threads; identical to one
-    call per alignment on all poses (every pose is aligned on its own)."""
-    N, J = valid.shape
-    out = tuple(np.empty((N, J)) for _ in range(3))
+    Procrustes (:func:`joint_errors`), computed in chunks of poses on threads
+    (:func:`~epipolarpose.parallel.map_chunks`; one pass over 400k poses at once spent half its
+    time in page faults); identical to one call per alignment on all poses (every pose is aligned
+    on its own)."""
     modes = ((root, "none"), (root, "scale"), (None, "procrustes"))
-
-    def one(start: int) -> None:
-        sl = slice(start, start + CHUNK_POSES)
-        for o, (r, a) in zip(out, modes):
-            o[sl] = joint_errors(pred[sl], gt[sl], valid[sl], r, a)
-
-    thread_map(one, range(0, N, CHUNK_POSES))
-    return out
+    return tuple(  # type: ignore[return-value]
+        map_chunks(lambda p, g, v, r=r, a=a: joint_errors(p, g, v, r, a), pred, gt, valid) for r, a in modes
+    )
 
 
 def _nanmean(a: np.ndarray, axis: Any = None) -> Any:

@@ -119,31 +119,28 @@ def _robust_weights(r_px: np.ndarray, loss: str, f_scale: float) -> np.ndarray:
     raise ValueError(f"unknown loss {loss!r}")
 
 
-def _inv3(H: np.ndarray) -> np.ndarray:
-    """Batched inverse of symmetric positive (N, 3, 3) matrices by the adjugate."""
+def _adjugate3(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Adjugates (N, 3, 3) and inverse determinants (N,) of symmetric (N, 3, 3) matrices."""
     a, b_, c = H[:, 0, 0], H[:, 0, 1], H[:, 0, 2]
     d, e, f = H[:, 1, 1], H[:, 1, 2], H[:, 2, 2]
     A00, A01, A02 = d * f - e * e, c * e - b_ * f, b_ * e - c * d
     A11, A12, A22 = a * f - c * c, b_ * c - a * e, a * d - b_ * b_
     det = a * A00 + b_ * A01 + c * A02
     inv = 1.0 / np.where(np.abs(det) > 1e-300, det, 1e-300)
-    adj = np.stack([A00, A01, A02, A01, A11, A12, A02, A12, A22], -1).reshape(-1, 3, 3)
+    return np.stack([A00, A01, A02, A01, A11, A12, A02, A12, A22], -1).reshape(-1, 3, 3), inv
+
+
+def _inv3(H: np.ndarray) -> np.ndarray:
+    """Batched inverse of symmetric positive (N, 3, 3) matrices by the adjugate."""
+    adj, inv = _adjugate3(H)
     return adj * inv[:, None, None]
 
 
 def _solve3(H: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Batched solve of symmetric positive (N, 3, 3) systems by the adjugate (faster than
     ``np.linalg.solve`` on many tiny systems): (N, 3, 3), (N, 3) -> (N, 3)."""
-    a, b_, c = H[:, 0, 0], H[:, 0, 1], H[:, 0, 2]
-    d, e, f = H[:, 1, 1], H[:, 1, 2], H[:, 2, 2]
-    A00, A01, A02 = d * f - e * e, c * e - b_ * f, b_ * e - c * d
-    A11, A12, A22 = a * f - c * c, b_ * c - a * e, a * d - b_ * b_
-    det = a * A00 + b_ * A01 + c * A02
-    inv = 1.0 / np.where(np.abs(det) > 1e-300, det, 1e-300)
-    x0 = (A00 * b[:, 0] + A01 * b[:, 1] + A02 * b[:, 2]) * inv
-    x1 = (A01 * b[:, 0] + A11 * b[:, 1] + A12 * b[:, 2]) * inv
-    x2 = (A02 * b[:, 0] + A12 * b[:, 1] + A22 * b[:, 2]) * inv
-    return np.stack([x0, x1, x2], -1)
+    adj, inv = _adjugate3(H)
+    return np.einsum("nij,nj->ni", adj, b) * inv[:, None]
 
 
 @dataclass
