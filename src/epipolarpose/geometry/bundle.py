@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .dlt import triangulate_dlt
-from .numeric import rotvec_to_matrix, skew
+from .numeric import rotvec_to_matrix
 
 __all__ = ["BundleObservations", "BundleOptions", "BundleResult", "bundle_adjust"]
 
@@ -176,15 +176,19 @@ class _ReducedProblem:
         pr = Xc[..., :2] / z[..., None]
         g = self.base * self.irls  # (N, C)
         r = g[..., None] * (s[:, None] * pr - self.O)
-        gz = g * s / z
-        D = np.zeros((N, C, 2, 3))
-        D[..., 0, 0] = gz
-        D[..., 1, 1] = gz
-        D[..., 0, 2] = -gz * pr[..., 0]
-        D[..., 1, 2] = -gz * pr[..., 1]
-        D[~self.seen] = 0.0
+        gz = np.where(self.seen, g * s / z, 0.0)
         r[~self.seen] = 0.0
-        return r, D, RX, pr, g
+        return r, gz, RX, pr, g
+
+    @staticmethod
+    def point_jacobian(Rs: np.ndarray, gz: np.ndarray, pr: np.ndarray) -> np.ndarray:
+        """d r / d X (N, 2C, 3): camera c's rows ``gz [[1, 0, -x], [0, 1, -y]] R_c`` written out
+        (``d r / d Xc = gz [[1, 0, -x], [0, 1, -y]]``, ``gz`` and ``(x, y)`` of :meth:`project`)."""
+        N, C = gz.shape
+        R2 = Rs[:, 2]  # (C, 3)
+        J0 = gz[..., None] * (Rs[:, 0] - pr[..., 0, None] * R2)
+        J1 = gz[..., None] * (Rs[:, 1] - pr[..., 1, None] * R2)
+        return np.stack([J0, J1], -2).reshape(N, 2 * C, 3)
 
     def triangulate(self, Rs, ts, s, fallback: np.ndarray) -> np.ndarray:
         """Points from scratch: weighted DLT (depth-reweighted); ``fallback`` where it fails."""
@@ -198,8 +202,8 @@ class _ReducedProblem:
         """Gauss-Newton steps on every point's own weighted reprojection error."""
         N, C = self.W.shape
         for _ in range(iters):
-            r, D, _, _, _ = self.project(Rs, ts, s, Xp)
-            Jp = np.matmul(D, Rs).reshape(N, 2 * C, 3)
+            r, gz, _, pr, _ = self.project(Rs, ts, s, Xp)
+            Jp = self.point_jacobian(Rs, gz, pr)
             H = np.matmul(np.swapaxes(Jp, 1, 2), Jp)
             H += (1e-9 * np.trace(H, axis1=1, axis2=2) + 1e-300)[:, None, None] * np.eye(3)
             g = np.matmul(np.swapaxes(Jp, 1, 2), r.reshape(N, 2 * C, 1))[..., 0]
@@ -211,16 +215,46 @@ class _ReducedProblem:
         parameters, ``Jr = (I - J_p H⁻¹ J_pᵀ) J_c`` per point, and the cost ``sum r²``."""
         N, C = self.W.shape
         nc, nf = self.nc, self.nf
-        r, D, RX, pr, g = self.project(Rs, ts, s, Xp)
+        r, gz, RX, pr, g = self.project(Rs, ts, s, Xp)
         Jc = np.zeros((N, C, 2, nc + nf))
+        x, y = pr[..., 0], pr[..., 1]
+        v1, v2, v3 = RX[..., 0], RX[..., 1], RX[..., 2]
         for c in range(1, C):
             k = 6 * (c - 1)
-            Jc[:, c, :, k : k + 3] = -np.matmul(D[:, c], skew(RX[:, c]))
-            Jc[:, c, :, k + 3 : k + 6] = D[:, c]
+            q = gz[:, c]
+            # rotation: -(d r / d Xc) [RX]x, written out; translation: d r / d Xc
+            Jc[:, c, 0, k : k + 6] = (
+                np.stack(
+                    [
+                        -x[:, c] * v2[:, c],
+                        v3[:, c] + x[:, c] * v1[:, c],
+                        -v2[:, c],
+                        np.ones(N),
+                        np.zeros(N),
+                        -x[:, c],
+                    ],
+                    -1,
+                )
+                * q[:, None]
+            )
+            Jc[:, c, 1, k : k + 6] = (
+                np.stack(
+                    [
+                        -v3[:, c] - y[:, c] * v2[:, c],
+                        y[:, c] * v1[:, c],
+                        v1[:, c],
+                        np.zeros(N),
+                        np.ones(N),
+                        -y[:, c],
+                    ],
+                    -1,
+                )
+                * q[:, None]
+            )
         for c in range(nf):
             Jc[:, c, :, nc + c] = np.where(self.seen[:, c, None], g[:, c, None] * pr[:, c], 0.0)
         Jc = Jc.reshape(N, 2 * C, nc + nf)
-        Jp = np.matmul(D, Rs).reshape(N, 2 * C, 3)
+        Jp = self.point_jacobian(Rs, gz, pr)
         H = np.matmul(np.swapaxes(Jp, 1, 2), Jp)
         H += (1e-9 * np.trace(H, axis1=1, axis2=2) + 1e-300)[:, None, None] * np.eye(3)
         JpJc = np.matmul(np.swapaxes(Jp, 1, 2), Jc)  # (N, 3, P)
