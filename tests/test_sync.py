@@ -141,3 +141,27 @@ def test_short_clip_search_is_narrowed_to_keep_most_frames_in_common(walk, rig_s
     assert res.offsets.tolist() == [0, 5, -4]
     assert res.candidates[0] == -12 and res.candidates[-1] == 12
     assert any(w.startswith("note: offsets searched within ±12") for w in res.warnings)
+
+
+def test_rig_check_names_a_camera_whose_offset_the_tracks_do_not_support(walk, rig_s9):
+    """The tracks' estimate is wrong for camera 1 (+9 instead of +5): the rig check, with the true
+    rig, moves it to +5 and warns that the two disagree, naming the camera; camera 2, on which
+    they agree, gets no such warning."""
+    from dataclasses import replace
+
+    from epipolarpose.sync import check_with_rig
+    from epipolarpose.synthetic import NoiseModel, synthesize
+
+    rig = _subset(rig_s9, [0, 1, 2])
+    p2d, _ = synthesize(walk, rig, NoiseModel(time_offsets=(0, 5, -4)), seed=3)
+    opts = SyncOptions(max_offset=15)
+    res = estimate_offsets(p2d, opts)
+    assert res.offsets.tolist() == [0, 5, -4]
+    wrong = replace(res, offsets=np.array([0, 9, -4]), warnings=[])
+    checked = check_with_rig(p2d, wrong, lambda _p: rig, opts)
+    assert checked.offsets.tolist() == [0, 5, -4]
+    names = p2d.camera_names
+    flagged = [w for w in checked.warnings if "is uncertain: the calibrated rig prefers it" in w]
+    assert len(flagged) == 1 and names[1] in flagged[0] and "+9" in flagged[0]
+    quiet = check_with_rig(p2d, res, lambda _p: rig, opts)
+    assert quiet.offsets.tolist() == [0, 5, -4] and not any("prefers it" in w for w in quiet.warnings)

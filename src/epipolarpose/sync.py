@@ -559,8 +559,10 @@ def rig_errors(
 def _rig_rounds(
     poses2d: Poses2D, start: np.ndarray, calibrate: Callable[[Poses2D], Rig], options: SyncOptions
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """From ``start``: calibrate with the current offsets, move every camera to the shift that
-    lowers its error against the others by more than ``margin``, repeat. Returns the offsets, the
+    """From ``start``: calibrate with the current offsets, move every camera in turn to the shift
+    that lowers its error against the others (at their latest offsets) by more than ``margin``,
+    repeat. (Moving all cameras at once, each judged against the others' old offsets, settled on
+    wrong offsets even with the true rig.) Returns the offsets, the
     errors (C,) at them and their mean (inf when calibration fails)."""
     C = poses2d.num_cameras
     o = np.asarray(start, dtype=np.int64).copy()
@@ -573,17 +575,18 @@ def _rig_rounds(
             return o, errors, np.inf
         M = options.max_offset
         new = o.copy()
-        for c in range(C):
+        for c in range(C):  # one camera after the other, each against the others' latest offsets
             if c == options.reference:
                 continue
-            shifts = np.arange(-M - o[c], M - o[c] + 1)  # offsets stay within +-max_offset
-            curve = rig_errors(rig, shifted, c, shifts)
-            here = curve[int(o[c]) + M]
+            current = apply_offsets(poses2d, new) if not np.array_equal(new, o) else shifted
+            shifts = np.arange(-M - new[c], M - new[c] + 1)  # offsets stay within +-max_offset
+            curve = rig_errors(rig, current, c, shifts)
+            here = curve[int(new[c]) + M]
             if not np.isfinite(curve).any():
                 continue
             k = int(np.nanargmin(curve))
             if np.isfinite(here) and curve[k] < (1 - options.margin) * here:
-                new[c] = o[c] + shifts[k]
+                new[c] = new[c] + shifts[k]
                 errors[c] = curve[k]
             else:
                 errors[c] = here
@@ -605,7 +608,8 @@ def check_with_rig(
     detections are compared with the others' triangulation at every shift (:func:`rig_errors`) and
     moved where that lowers the error by more than ``options.margin``; the start that ends with
     the lower error wins. An offset that the rig does not support better than zero by the margin
-    is set back to zero, with a warning: the evidence is too weak.
+    is set back to zero, with a warning: the evidence is too weak. A non-zero offset more than one
+    frame away from the tracks' is kept with a warning naming the camera: the two disagree.
     """
     C = poses2d.num_cameras
     options = replace(options, max_offset=int(result.candidates[-1]))  # the range searched
@@ -631,6 +635,13 @@ def check_with_rig(
                     f"rig ({pair[0]:.1f} px vs {pair[1]:.1f} px at 0): kept at 0, the evidence is too weak"
                 )
                 offsets[c] = 0
+    for c in np.flatnonzero(offsets):
+        if abs(int(offsets[c]) - int(result.offsets[c])) > 1:
+            notes.append(
+                f"warning: {names[c]} offset {int(offsets[c]):+d} is uncertain: the calibrated rig prefers it, "
+                f"but the 2D tracks put the camera at {int(result.offsets[c]):+d}; check it (e.g. a clap or a "
+                "jump seen by every camera) or pass the offsets you know"
+            )
     if not np.array_equal(offsets, result.offsets):
         notes.append(
             "warning: the 2D tracks alone suggested offsets "
