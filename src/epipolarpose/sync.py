@@ -494,15 +494,15 @@ def estimate_offsets(poses2d: Poses2D, options: SyncOptions = SyncOptions()) -> 
         raise InputError(f"min_overlap must be in [0, 1), got {options.min_overlap}")
     cv2.setRNGSeed(options.seed)
     names = poses2d.camera_names
-    options, narrowed = search_range(options, T)
+    options, range_note = search_range(options, T)
     costs = _PairCosts(_tracks(poses2d, options))
     cands = np.arange(-options.max_offset, options.max_offset + 1)
     cost = _coarse_costs(costs, cands, names, options)
     offsets = _resolve_aliases(costs, cost, cands, options)
     offsets = _fine_offsets(costs, offsets, cands, options)
-    conf, notes = _confidence(cost, offsets, cands, names, options, bool(narrowed))
+    conf, notes = _confidence(cost, offsets, cands, names, options, bool(range_note))
     cost[~np.isfinite(cost)] = np.nan
-    return SyncResult(offsets, conf, cost, cands, options.reference, narrowed + notes)
+    return SyncResult(offsets, conf, cost, cands, options.reference, range_note + notes)
 
 
 def search_range(options: SyncOptions, num_frames: int) -> tuple[SyncOptions, list[str]]:
@@ -574,11 +574,10 @@ def _rig_rounds(
         except InputError:
             return o, errors, np.inf
         M = options.max_offset
-        new = o.copy()
+        new, current = o.copy(), shifted
         for c in range(C):  # one camera after the other, each against the others' latest offsets
             if c == options.reference:
                 continue
-            current = apply_offsets(poses2d, new) if not np.array_equal(new, o) else shifted
             shifts = np.arange(-M - new[c], M - new[c] + 1)  # offsets stay within +-max_offset
             curve = rig_errors(rig, current, c, shifts)
             here = curve[int(new[c]) + M]
@@ -588,6 +587,7 @@ def _rig_rounds(
             if np.isfinite(here) and curve[k] < (1 - options.margin) * here:
                 new[c] = new[c] + shifts[k]
                 errors[c] = curve[k]
+                current = apply_offsets(poses2d, new)
             else:
                 errors[c] = here
         if np.array_equal(new, o):

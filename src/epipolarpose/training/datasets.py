@@ -159,7 +159,6 @@ def mpi_multiview(root: Path, subjects: tuple[str, ...] | None, every: int) -> M
             )
     cat = lambda key: np.concatenate([getattr(s, key) for s in seqs], axis=1)  # noqa: E731
     j2, j3 = cat("joints2d"), cat("joints3d_camera")
-    F = j2.shape[1]
     segment = np.concatenate([np.full(len(s.frames), i) for i, s in enumerate(seqs)])
     frames = np.concatenate([s.frames for s in seqs])
     names = np.array([s.name for s in seqs])[segment]
@@ -175,7 +174,6 @@ def mpi_multiview(root: Path, subjects: tuple[str, ...] | None, every: int) -> M
     )
     cameras = {(s.name, cam_ids[c]): s.cameras[c] for s in seqs for c in range(C)}
     seq_names = np.array([n.split("/")[1] for n in names])
-    assert K.shape == (C, F, 3, 3)
     return MultiViewSet(table, cam_ids, names, seq_names, frames, j2, j3, K, dist, cameras)
 
 
