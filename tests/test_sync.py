@@ -165,3 +165,28 @@ def test_rig_check_names_a_camera_whose_offset_the_tracks_do_not_support(walk, r
     assert len(flagged) == 1 and names[1] in flagged[0] and "+9" in flagged[0]
     quiet = check_with_rig(p2d, res, lambda _p: rig, opts)
     assert quiet.offsets.tolist() == [0, 5, -4] and not any("prefers it" in w for w in quiet.warnings)
+
+
+def test_rig_check_names_a_camera_it_keeps_at_zero_against_the_tracks(walk, rig_s9):
+    """Synchronized cameras, but the tracks' estimate puts camera 1 at +6: the rig check, with the
+    true rig, keeps it at 0 (the zero offsets fit better) and names it in a warning, since the two
+    sources disagree; camera 2, where they agree, is not named."""
+    from dataclasses import replace
+
+    from epipolarpose.sync import check_with_rig
+    from epipolarpose.synthetic import NoiseModel, synthesize
+
+    rig = _subset(rig_s9, [0, 1, 2])
+    p2d, _ = synthesize(walk, rig, NoiseModel(), seed=4)
+    opts = SyncOptions(max_offset=15)
+    res = estimate_offsets(p2d, opts)
+    assert res.offsets.tolist() == [0, 0, 0]
+    wrong = replace(res, offsets=np.array([0, 6, 0]), warnings=[])
+    checked = check_with_rig(p2d, wrong, lambda _p: rig, opts)
+    assert checked.offsets.tolist() == [0, 0, 0]
+    names = p2d.camera_names
+    kept = [w for w in checked.warnings if "kept at 0: the 2D tracks put the camera at +6" in w]
+    assert len(kept) == 1 and kept[0].startswith(f"warning: {names[1]} offset")
+    assert not any(w.startswith(f"warning: {names[2]} offset") for w in checked.warnings)
+    quiet = check_with_rig(p2d, res, lambda _p: rig, opts)
+    assert not any("kept at 0" in w for w in quiet.warnings)

@@ -608,8 +608,9 @@ def check_with_rig(
     detections are compared with the others' triangulation at every shift (:func:`rig_errors`) and
     moved where that lowers the error by more than ``options.margin``; the start that ends with
     the lower error wins. An offset that the rig does not support better than zero by the margin
-    is set back to zero, with a warning: the evidence is too weak. A non-zero offset more than one
-    frame away from the tracks' is kept with a warning naming the camera: the two disagree.
+    is set back to zero, with a warning: the evidence is too weak. An offset more than one frame
+    away from the tracks' (a non-zero one the rig prefers, or zero where the rig did not move the
+    camera to the tracks' offset) is kept with a warning naming the camera: the two disagree.
     """
     C = poses2d.num_cameras
     options = replace(options, max_offset=int(result.candidates[-1]))  # the range searched
@@ -619,6 +620,7 @@ def check_with_rig(
     offsets, errors, _ = min(runs, key=lambda r: r[2])
     notes: list[str] = []
     names = poses2d.camera_names
+    reset: set[int] = set()  # cameras set back to zero (already named)
     if np.any(offsets):
         shifted = apply_offsets(poses2d, offsets)
         try:
@@ -635,12 +637,22 @@ def check_with_rig(
                     f"rig ({pair[0]:.1f} px vs {pair[1]:.1f} px at 0): kept at 0, the evidence is too weak"
                 )
                 offsets[c] = 0
-    for c in np.flatnonzero(offsets):
-        if abs(int(offsets[c]) - int(result.offsets[c])) > 1:
+                reset.add(int(c))
+    for c in range(C):
+        if abs(int(offsets[c]) - int(result.offsets[c])) <= 1 or c in reset:
+            continue
+        if offsets[c]:
             notes.append(
                 f"warning: {names[c]} offset {int(offsets[c]):+d} is uncertain: the calibrated rig prefers it, "
                 f"but the 2D tracks put the camera at {int(result.offsets[c]):+d}; check it (e.g. a clap or a "
                 "jump seen by every camera) or pass the offsets you know"
+            )
+        else:
+            notes.append(
+                f"warning: {names[c]} offset kept at 0: the 2D tracks put the camera at "
+                f"{int(result.offsets[c]):+d}, but the calibrated rig fits it better at 0; if the cameras were "
+                "not started together, check it (e.g. a clap or a jump seen by every camera) or pass the "
+                "offsets you know"
             )
     if not np.array_equal(offsets, result.offsets):
         notes.append(
