@@ -54,6 +54,18 @@ order. In one run, per folder:
    every camera's frame, over the joints valid in both; the fractions of joints valid in ours, in
    the lab triangulation and in both.
 
+6. **The command line, end to end** (``cli_chain``; ``--no-cli`` skips it): ``detect`` (lab
+   intrinsics) -> ``label`` -> ``report`` -> ``export --format trc`` in subprocesses, each of which
+   must exit (timeout 900 s) with status 0; the TRC's frame rate against the videos', its units,
+   and how upright the person is in it (pelvis -> head against OpenSim's +Y). On a multi-person
+   folder the run leaves out the camera that the refusal named (``label --cameras``), as the
+   refusal tells the user to do.
+
+For a multi-person folder whose ``label`` refuses one named camera, ``label_poses`` is also run
+without it (``ours_without_named_camera``, compared with the leave-one-out floor). Where the lab
+world is levelled (``LEVELLED_LAB``: the Qualisys frame, z up), ``up_tilt_deg`` is the angle between
+our levelled world's up axis and the lab's, seen from each camera (mean, max).
+
 ``self_checks`` (run first, recorded in the JSON, the run stops if one fails): the pair-error function
 gives 0 for the lab rig against itself and against a similarity transform of it, exactly θ for
 the pairs of a camera turned by θ about its centre, exactly φ of translation direction for a camera
@@ -78,7 +90,9 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -95,6 +109,7 @@ from scipy.spatial.transform import Rotation  # noqa: E402
 from epipolarpose.camera import Rig  # noqa: E402
 from epipolarpose.detectors.run import DetectOptions, detect_sources, mediapipe_static  # noqa: E402
 from epipolarpose.errors import InputError  # noqa: E402
+from epipolarpose.exports import read_trc  # noqa: E402
 from epipolarpose.formats import Poses2D  # noqa: E402
 from epipolarpose.geometry.alignment import align_rigs, rotation_angle_deg  # noqa: E402
 from epipolarpose.geometry.bundle import BundleObservations, BundleOptions, bundle_adjust  # noqa: E402
@@ -131,6 +146,9 @@ FLOOR_BUNDLE = BundleOptions(loss="soft_l1", f_scale_px=4.0)
 #: Folders known (footage README) to show more than one person: no sync test, no ratio target,
 #: floors also on every leave-one-camera-out subset.
 MULTI_PERSON = {"pose2sim_multiperson": "two people in view; cam03's detector drifts between them (README)"}
+# folders whose lab world is levelled (z up, floor at z = 0; see the footage README): our levelled
+# world's up axis is compared with it
+LEVELLED_LAB = {"pose2sim_multiperson"}
 MAX_SHIFT = 10
 TARGET_RATIO = 1.25
 
@@ -271,7 +289,24 @@ def self_checks(lab: Rig) -> dict[str, Any]:
     )
     out["pair_errors_ok"] = bool(ok_geom)
     out.update(_sync_self_check())
-    out["ok"] = bool(out["pair_errors_ok"] and out["shift_matches_synthesize"] and out["sync_recovers_shift"])
+    # the up-axis tilt: exactly 5 deg for a world tilted by 5 deg, 0 for a turn about the vertical
+    tilt = Rotation.from_rotvec([np.radians(5.0), 0.0, 0.0]).as_matrix()
+    turn = Rotation.from_rotvec([0.0, 0.0, np.radians(40.0)]).as_matrix()
+    t5, t0 = (
+        up_tilt(lab.transformed(tilt, np.zeros(3)), lab),
+        up_tilt(lab.transformed(turn, np.zeros(3)), lab),
+    )
+    out["up_tilt_5deg"] = _r(t5, 6)
+    out["up_tilt_ok"] = bool(
+        np.allclose([t5["mean"], t5["max"], t5["after_rig_alignment"]], 5.0, atol=1e-4)
+        and np.allclose(list(t0.values()), 0.0, atol=1e-4)
+    )
+    out["ok"] = bool(
+        out["pair_errors_ok"]
+        and out["shift_matches_synthesize"]
+        and out["sync_recovers_shift"]
+        and out["up_tilt_ok"]
+    )
     return out
 
 
@@ -365,8 +400,25 @@ def load_detections(folder: Path, cache: Path | None) -> tuple[Poses2D, dict[str
 # --- 2. self-calibration -----------------------------------------------------------------------
 
 
-def run_ours(p2: Poses2D, lab: Rig, with_k: bool) -> tuple[dict[str, Any], Any]:
-    """``label_poses`` without a rig (sync off) -> errors against the lab rig, or the refusal."""
+def up_tilt(est: Rig, ref: Rig) -> dict[str, float]:
+    """Angle (degrees) between the two rigs' world up axes (+z) seen from each camera (the third
+    column of its world-to-camera rotation), mean and max over the cameras: the tilt of our
+    levelled world against a lab's levelled one (it also holds the relative-rotation errors);
+    ``after_rig_alignment``: the tilt through the best rotation between the two worlds (the
+    levelling's own error)."""
+    a, b = est.R[:, :, 2], ref.R[:, :, 2]
+    ang = np.degrees(np.arccos(np.clip(np.sum(a * b, -1), -1.0, 1.0)))
+    # the levelling alone: our world's up axis in the lab world through the rotation that best
+    # maps our world onto the lab's over all cameras (chordal mean of R_lab_c^T R_ours_c)
+    U, _, Vt = np.linalg.svd(np.einsum("cji,cjk->ik", ref.R, est.R))
+    W = U @ np.diag([1.0, 1.0, np.linalg.det(U @ Vt)]) @ Vt
+    level = float(np.degrees(np.arccos(np.clip(W[2, 2], -1.0, 1.0))))
+    return {"mean": float(ang.mean()), "max": float(ang.max()), "after_rig_alignment": level}
+
+
+def run_ours(p2: Poses2D, lab: Rig, with_k: bool, levelled_lab: bool = False) -> tuple[dict[str, Any], Any]:
+    """``label_poses`` without a rig (sync off) -> errors against the lab rig, or the refusal;
+    with ``levelled_lab``, the tilt of our levelled world against the lab's (``up_tilt``)."""
     q = apply_intrinsics(p2, lab) if with_k else replace(p2, K=None, dist=None, extra=dict(p2.extra))
     t0 = time.perf_counter()
     try:
@@ -396,7 +448,10 @@ def run_ours(p2: Poses2D, lab: Rig, with_k: bool) -> tuple[dict[str, Any], Any]:
         "warnings": warns,
         "names_cameras": _names_in(" ".join(warns), p2.camera_names),
         "seconds": dt,
+        "world": s.world,
     }
+    if levelled_lab and res.rig.extra.get("world") == "levelled":
+        out["up_tilt_deg"] = up_tilt(res.rig, lab)
     try:  # details of the summary's JSON view (``label --summary``), as far as it has them
         d = s.as_dict()
         out["pairs"] = [
@@ -655,9 +710,20 @@ def run_folder(folder: Path, args: argparse.Namespace, readme: dict) -> dict[str
 
     ours: dict[str, Any] = {}
     results = {}
+    levelled = name in LEVELLED_LAB
     for label, with_k in (("with_K", True), ("without_K", False)):
-        ours[label], results[label] = run_ours(p2, lab, with_k)
+        ours[label], results[label] = run_ours(p2, lab, with_k, levelled)
     out["ours"] = ours
+    named = ours["with_K"].get("names_cameras", []) if ours["with_K"]["outcome"] == "refused" else []
+    if multi and len(named) == 1:
+        # what the refusal tells the user to do: label again without the named camera (--cameras)
+        keep = [n for n in p2.camera_names if n != named[0]]
+        sub_lab = Rig([lab.cameras[p2.camera_names.index(n)] for n in keep], units=lab.units)
+        out["ours_without_named_camera"] = {"left_out": named[0]}
+        for label, with_k in (("with_K", True), ("without_K", False)):
+            out["ours_without_named_camera"][label], _ = run_ours(
+                p2.take_cameras(keep), sub_lab, with_k, levelled
+            )
     print(f"[{name}] ours {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
     fl = floors(p2, lab)
@@ -698,6 +764,14 @@ def run_folder(folder: Path, args: argparse.Namespace, readme: dict) -> dict[str
         out["sync"] = run_sync(p2, lab, draws)
         print(f"[{name}] sync {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
+    if not args.no_cli:
+        keep = None
+        if multi:
+            left = out.get("ours_without_named_camera", {}).get("left_out")
+            keep = [n for n in p2.camera_names if n != left] if left else None
+        out["cli_chain"] = guarded(lambda: cli_chain(folder, keep))
+        print(f"[{name}] cli chain {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+
     out["agreement"] = {
         label: guarded(lambda r=r: agreement(r, p2, lab)) if r is not None else {"error": "no labels"}
         for label, r in results.items()
@@ -724,6 +798,21 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
             if o["outcome"] == "rig":
                 row[f"ours_{label}_translation_dir"] = o["errors"]["translation_dir"]
                 row[f"ours_{label}_warnings"] = len(o["warnings"])
+            if "up_tilt_deg" in o:
+                row[f"ours_{label}_up_tilt_deg"] = o["up_tilt_deg"]
+        if "ours_without_named_camera" in f:
+            w = f["ours_without_named_camera"]
+            sub: dict[str, Any] = {"left_out": w["left_out"]}
+            for label in ("with_K", "without_K"):
+                o = w[label]
+                sub[label] = (
+                    {"rotation": o["errors"]["rotation"], "up_tilt_deg": o.get("up_tilt_deg")}
+                    if o["outcome"] == "rig"
+                    else {"outcome": o["outcome"], "error": o["error"]}
+                )
+            loo = f.get("floors_leave_one_camera_out", {}).get(f"without_{w['left_out']}", {})
+            sub["floor"] = {"set": loo.get("best"), **(loo.get("best_drift") or {})}
+            row["ours_without_named_camera"] = sub
         row["best_floor"] = {"set": f["floors"]["best"], **(f["floors"]["best_drift"] or {})}
         row["ratio_with_K"] = f["ratio_ours_mean_over_best_floor_mean"].get("with_K")
         if "sync" in f:
@@ -783,6 +872,65 @@ def targets(folders: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# --- 6. the command line, end to end -----------------------------------------------------------
+
+CLI_TIMEOUT_S = 900
+
+
+def cli_chain(folder: Path, keep: list[str] | None = None) -> dict[str, Any]:
+    """``detect`` (with the lab intrinsics) -> ``label`` (``--cameras`` when ``keep``) -> ``report``
+    -> ``export --format trc``, each in a subprocess as a user runs them (a command that does not
+    exit within ``CLI_TIMEOUT_S`` counts as failed). The TRC is read back: its frame rate (against
+    the videos'), units, and how upright the person stands in it: the angle of the pelvis -> head
+    vector from OpenSim's +Y (median over frames), and the fraction of frames with the head above
+    the pelvis."""
+    videos = folder_videos(folder)
+    out: dict[str, Any] = {"video_fps": probe(videos[0]).fps, "cameras": keep or [v.stem for v in videos]}
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        p2, lab, trc = d / "poses2d.npz", d / "labels.npz", d / "poses.trc"
+        cams = ["--cameras", ",".join(keep)] if keep else []
+        steps = [
+            ("detect", [*map(str, videos), "-o", str(p2), "--intrinsics", str(folder / "rig.json")]),
+            ("label", [str(p2), "-o", str(lab), "--summary", str(d / "summary.json"), "--quiet", *cams]),
+            ("report", [str(lab), "-o", str(d / "report"), "--poses2d", str(p2), "--quiet"]),
+            ("export", [str(lab), "--format", "trc", "-o", str(trc)]),
+        ]
+        out["steps"] = {}
+        for name, argv in steps:
+            t0 = time.perf_counter()
+            try:
+                r = subprocess.run(
+                    [sys.executable, "-m", "epipolarpose", name, *argv],
+                    capture_output=True,
+                    text=True,
+                    timeout=CLI_TIMEOUT_S,
+                )
+                lines = [
+                    ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith(("error:", "warning:"))
+                ]
+                step = {"rc": r.returncode, "seconds": time.perf_counter() - t0, "messages": lines[:8]}
+            except subprocess.TimeoutExpired:
+                step = {"rc": None, "seconds": CLI_TIMEOUT_S, "messages": ["did not exit"]}
+            out["steps"][name] = step
+            if step["rc"] != 0:
+                out["ran_through"] = False
+                return out
+        out["ran_through"] = True
+        summary = json.loads((d / "summary.json").read_text())
+        out["world"] = summary.get("world")
+        names, times, M, header = read_trc(trc)
+    out["trc"] = {k: header.get(k) for k in ("DataRate", "CameraRate", "NumFrames", "Units")}
+    out["trc_rate_matches_video"] = abs(float(header["DataRate"]) - out["video_fps"]) < 1e-3
+    v = M[:, names.index("Head")] - M[:, names.index("Hip")]
+    ok = np.isfinite(v).all(-1)
+    n = np.linalg.norm(v[ok], axis=-1)
+    ang = np.degrees(np.arccos(np.clip(v[ok, 1] / n, -1, 1)))
+    out["trc_pelvis_to_head_from_plus_y_deg_median"] = float(np.median(ang)) if ok.any() else None
+    out["trc_head_above_pelvis_fraction"] = float(np.mean(v[ok, 1] > 0)) if ok.any() else None
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -792,6 +940,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "footage_bench.json")
     ap.add_argument("--sync-draws", type=int, default=3, help="shifted-camera sync draws per folder")
     ap.add_argument("--seed", type=int, default=0, help="seed of the sync draws")
+    ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end command-line run")
     args = ap.parse_args()
     import cv2
 

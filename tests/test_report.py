@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from epipolarpose.camera import Camera, Rig
 from epipolarpose.cli import app
+from epipolarpose.errors import InputError
 from epipolarpose.formats import Labels, Poses2D
 from epipolarpose.report import quality_warnings
 
@@ -207,6 +208,37 @@ def test_report_blank_canvas_warnings_and_bad_input(tmp_path, rig_s9):
     )
     assert r.exit_code == 2 and "rig has 2" in r.output and not (tmp_path / "rep2").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rep")]
+
+
+def test_report_takes_the_rigs_cameras_from_detections_of_more_cameras(tmp_path, rig_s9, cmu_bvh):
+    """Labels made with ``label --cameras`` (3 of 4 cameras) and the 4-camera poses2d.npz: the
+    report matches the detections (and one video per detected camera) to the rig's cameras by
+    name; a rig camera the detections lack is still a clear error."""
+    from epipolarpose.mocap import load_mocap
+    from epipolarpose.report import _rig_cameras, write_report
+    from epipolarpose.synthetic import NoiseModel, synthesize
+
+    four = _small_rig(rig_s9, 4)
+    poses = load_mocap(cmu_bvh, fps=30).poses[:15]
+    p2d, _ = synthesize(poses, four, NoiseModel.clean())
+    sub = Rig([four[i] for i in (0, 1, 3)])
+    q, v = _rig_cameras(sub, p2d, ["a.mp4", "b.mp4", "c.mp4", "d.mp4"])
+    assert q.camera_names == sub.names == [p2d.camera_names[i] for i in (0, 1, 3)]
+    assert np.array_equal(q.keypoints, p2d.keypoints[[0, 1, 3]], equal_nan=True)
+    assert v == ["a.mp4", "b.mp4", "d.mp4"]
+    F, J = poses.shape[:2]
+    lab = Labels(poses, sub.world_to_camera(poses), np.ones((F, J), bool), np.ones((3, F, J)))
+    index = write_report(lab, sub, tmp_path / "rep", poses2d=p2d)
+    _check_html(index)
+    other = Rig(
+        [
+            four[0],
+            four[1],
+            Camera(K=four[3].K, R=four[3].R, t=four[3].t, image_size=four[3].image_size, name="x"),
+        ]
+    )
+    with pytest.raises(InputError, match="poses2d has 4 cameras but the rig has 3"):
+        write_report(lab, other, tmp_path / "rep2", poses2d=p2d)
 
 
 def test_draw_pose2d_skips_joints_too_far_for_opencv():

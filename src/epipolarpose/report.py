@@ -346,10 +346,14 @@ def write_report(
         rig: the (recovered) cameras.
         out_dir: report folder (replaced if it holds an earlier report; must otherwise be empty).
         poses2d: the detections, drawn on the overlays and used for the joint-spread check.
-        videos: one video/image folder per camera for the overlays' backgrounds.
+            Detections of more cameras than the rig's (labels made with ``--cameras``) are
+            matched to the rig's cameras by name.
+        videos: one video/image folder per camera for the overlays' backgrounds (of the rig's
+            cameras, or of all the detections' cameras when those are matched by name).
         options: number of overlays, title, animation frame rate.
         progress: a progress bar on stderr (one step per picture group).
     """
+    poses2d, videos = _rig_cameras(rig, poses2d, videos)
     video_paths = _check_report_inputs(labels, rig, out_dir, poses2d, videos)
     out_dir = Path(out_dir)
     bar = tqdm(total=4, desc="report", unit="step", disable=not progress or None)
@@ -368,6 +372,20 @@ def write_report(
         (tmp / "index.html").write_text(page)
         bar.update()
     return out_dir / "index.html"
+
+
+def _rig_cameras(
+    rig: Rig, poses2d: Poses2D | None, videos: Sequence[str | os.PathLike] | None
+) -> tuple[Poses2D | None, Sequence[str | os.PathLike] | None]:
+    """The detections (and videos, when one is given per detected camera) of the rig's cameras,
+    matched by name, where the detections have more cameras than the rig (labels made from a
+    subset of the cameras); unchanged otherwise."""
+    if poses2d is None or poses2d.num_cameras <= len(rig) or not set(rig.names) <= set(poses2d.camera_names):
+        return poses2d, videos
+    index = [poses2d.camera_names.index(n) for n in rig.names]
+    if videos is not None and len(videos) == poses2d.num_cameras:
+        videos = [videos[i] for i in index]
+    return poses2d.take_cameras(rig.names), videos
 
 
 def _check_report_inputs(
