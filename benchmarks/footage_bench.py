@@ -64,7 +64,10 @@ order. In one run, per folder:
 For a multi-person folder whose ``label`` refuses one named camera, ``label_poses`` is also run
 without it (``ours_without_named_camera``, compared with the leave-one-out floor). Where the lab
 world is levelled (``LEVELLED_LAB``: the Qualisys frame, z up), ``up_tilt_deg`` is the angle between
-our levelled world's up axis and the lab's, seen from each camera (mean, max).
+our levelled world's up axis and the lab's, seen from each camera (mean, max) and through the best
+rotation between the two worlds (the levelling's own error); ``levelling_with_lab_rig`` levels
+the lab rig's triangulation of the same detections the same way: what the person's poses give
+when the rig is right.
 
 ``self_checks`` (run first, recorded in the JSON, the run stops if one fails): the pair-error function
 gives 0 for the lab rig against itself and against a similarity transform of it, exactly θ for
@@ -125,6 +128,7 @@ from epipolarpose.labelling import LabelOptions, label_poses, synchronize  # noq
 from epipolarpose.metrics import n_mpjpe  # noqa: E402
 from epipolarpose.sync import SyncOptions, apply_offsets, estimate_offsets, rig_errors  # noqa: E402
 from epipolarpose.video import probe  # noqa: E402
+from epipolarpose.world import level_world  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EPIPOLARPOSE_SHARED", REPO.parent / "shared"))
@@ -414,6 +418,21 @@ def up_tilt(est: Rig, ref: Rig) -> dict[str, float]:
     W = U @ np.diag([1.0, 1.0, np.linalg.det(U @ Vt)]) @ Vt
     level = float(np.degrees(np.arccos(np.clip(W[2, 2], -1.0, 1.0))))
     return {"mean": float(ang.mean()), "max": float(ang.max()), "after_rig_alignment": level}
+
+
+def levelling_floor(p2: Poses2D, lab: Rig) -> dict[str, Any]:
+    """The levelling (``world.level_world``) of the same detections triangulated through the lab
+    rig: its up axis against the lab's z (degrees), i.e. what the person's own poses give when the
+    rig is right."""
+    X, valid, *_ = triangulate_rig(lab, p2.keypoints, p2.scores)
+    lev = level_world(lab, np.where(valid[..., None], X, np.nan))
+    if lev is None:
+        return {"up": None}
+    return {
+        "up": lev.up,
+        "floor": lev.floor,
+        "tilt_deg": float(np.degrees(np.arccos(np.clip(lev.R[2, 2], -1, 1)))),
+    }
 
 
 def run_ours(p2: Poses2D, lab: Rig, with_k: bool, levelled_lab: bool = False) -> tuple[dict[str, Any], Any]:
@@ -724,6 +743,12 @@ def run_folder(folder: Path, args: argparse.Namespace, readme: dict) -> dict[str
             out["ours_without_named_camera"][label], _ = run_ours(
                 p2.take_cameras(keep), sub_lab, with_k, levelled
             )
+        if levelled:
+            out["ours_without_named_camera"]["levelling_with_lab_rig"] = guarded(
+                lambda: levelling_floor(p2.take_cameras(keep), sub_lab)
+            )
+    elif levelled:
+        out["levelling_with_lab_rig"] = guarded(lambda: levelling_floor(p2, lab))
     print(f"[{name}] ours {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
     fl = floors(p2, lab)
@@ -810,6 +835,8 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
                     if o["outcome"] == "rig"
                     else {"outcome": o["outcome"], "error": o["error"]}
                 )
+            if "levelling_with_lab_rig" in w:
+                sub["levelling_with_lab_rig_tilt_deg"] = w["levelling_with_lab_rig"].get("tilt_deg")
             loo = f.get("floors_leave_one_camera_out", {}).get(f"without_{w['left_out']}", {})
             sub["floor"] = {"set": loo.get("best"), **(loo.get("best_drift") or {})}
             row["ours_without_named_camera"] = sub
