@@ -48,8 +48,7 @@ import epipolarpose.sync as S  # noqa: E402
 from epipolarpose.camera import Rig  # noqa: E402
 from epipolarpose.formats import Poses2D  # noqa: E402
 from epipolarpose.geometry.calibration import calibrate, calibration_detections  # noqa: E402
-from epipolarpose.geometry.observations import apply_intrinsics, normalized_observations  # noqa: E402
-from epipolarpose.geometry.triangulation import TriangulationOptions, triangulate_robust  # noqa: E402
+from epipolarpose.geometry.observations import apply_intrinsics  # noqa: E402
 from epipolarpose.labelling import LabelOptions, synchronize  # noqa: E402
 from footage_bench import FOOTAGE, _library, shift_cameras, sync_draws  # noqa: E402
 
@@ -61,12 +60,8 @@ def pnp_errors(
 ) -> np.ndarray:
     """Like ``sync.rig_errors`` (median pixels, (S,)), but the camera's pose is re-fitted (PnP) to the
     others' triangulation at every shift."""
-    xn, w = normalized_observations(poses2d, rig)
-    C, T = w.shape[:2]
-    Rt = np.stack([c.Rt for c in rig.cameras])
-    focal = rig.K[:, [0, 1], [0, 1]].mean(1)
-    others = [k for k in range(C) if k != camera]
-    X = triangulate_robust(Rt[others], xn[others], w[others], focal[others], TriangulationOptions()).points
+    xn, w, Rt, focal, X = S.others_triangulation(rig, poses2d, camera)
+    T = w.shape[1]
     rv0 = cv2.Rodrigues(Rt[camera, :, :3])[0]
     out = np.full(len(shifts), np.nan)
     for n, d in enumerate(shifts):
@@ -116,6 +111,12 @@ def load(folder: str, cache: Path, with_k: bool) -> Poses2D:
     return apply_intrinsics(p2, lab) if with_k else replace(p2, K=None, dist=None, extra=dict(p2.extra))
 
 
+def shifted(q: Poses2D, o: list[int]) -> tuple[Poses2D, S.SyncOptions]:
+    """The detections with cameras shifted by ``o`` and the sync options ``footage_bench`` uses."""
+    s = shift_cameras(q, np.array(o))
+    return s, S.SyncOptions(max_offset=min(S.SyncOptions().max_offset, s.num_frames - 3))
+
+
 def variants(cache: Path, draws: list[list[int]]) -> dict:
     out: dict = {}
     for variant in ("kept", "native", "pnp", "pnp_zero"):
@@ -127,8 +128,7 @@ def variants(cache: Path, draws: list[list[int]]) -> dict:
                 q = load(folder, cache, with_k)
                 errs = []
                 for o in [[0, 0, 0, 0], *draws]:
-                    s = shift_cameras(q, np.array(o))
-                    opts = S.SyncOptions(max_offset=min(S.SyncOptions().max_offset, s.num_frames - 3))
+                    s, opts = shifted(q, o)
                     found = synchronize(s, options=LabelOptions(sync=opts)).offsets
                     errs.append((found - np.array(o))[1:].tolist())
                 key = f"{folder.split('_')[1]} {'with' if with_k else 'without'} K"
@@ -155,8 +155,7 @@ def objective(cache: Path, draws: list[list[int]]) -> dict:
         q = load(folder, cache, with_k)
         rows = []
         for o in [[0, 0, 0, 0], *draws]:
-            s = shift_cameras(q, np.array(o))
-            opts = S.SyncOptions(max_offset=min(S.SyncOptions().max_offset, s.num_frames - 3))
+            s, opts = shifted(q, o)
             tracks = S.estimate_offsets(calibration_detections(s), opts)
             opts = replace(opts, max_offset=int(tracks.candidates[-1]))
             memo: dict = {}

@@ -60,6 +60,7 @@ __all__ = [
     "apply_offsets",
     "check_with_rig",
     "estimate_offsets",
+    "others_triangulation",
     "rig_errors",
     "search_range",
 ]
@@ -531,18 +532,28 @@ def apply_offsets(poses2d: Poses2D, offsets: np.ndarray) -> Poses2D:
     return poses2d.take_frames(np.arange(T)[None] - offsets[:, None])
 
 
+def others_triangulation(
+    rig: Rig, poses2d: Poses2D, camera: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What a camera's detections are checked against: the normalized observations (C, T, J, 2)
+    and weights (C, T, J) of every camera, the cameras' [R | t] (C, 3, 4) and focal lengths (C,)
+    in pixels, and the joints (T, J, 3) that the OTHER cameras triangulate (robustly) with ``rig``."""
+    xn, w = normalized_observations(poses2d, rig)
+    Rt = np.stack([c.Rt for c in rig.cameras])
+    focal = rig.K[:, [0, 1], [0, 1]].mean(1)
+    others = [k for k in range(len(Rt)) if k != camera]
+    X = triangulate_robust(Rt[others], xn[others], w[others], focal[others], TriangulationOptions()).points
+    return xn, w, Rt, focal, X
+
+
 def rig_errors(
     rig: Rig, poses2d: Poses2D, camera: int, shifts: np.ndarray, max_frames: int = 2000
 ) -> np.ndarray:
     """Median error (pixels) of one camera's detections against the joints the *other* cameras
     triangulate with ``rig``, with the camera's frames shifted by each of ``shifts`` (its frame
     ``t`` compared with time ``t + d``): (S,), NaN where fewer than 50 joints overlap."""
-    xn, w = normalized_observations(poses2d, rig)
-    C, T = w.shape[:2]
-    Rt = np.stack([c.Rt for c in rig.cameras])
-    focal = rig.K[:, [0, 1], [0, 1]].mean(1)
-    others = [k for k in range(C) if k != camera]
-    X = triangulate_robust(Rt[others], xn[others], w[others], focal[others], TriangulationOptions()).points
+    xn, w, Rt, focal, X = others_triangulation(rig, poses2d, camera)
+    T = w.shape[1]
     step = max(1, int(np.ceil(T / max_frames)))
     out = np.full(len(shifts), np.nan)
     for n, d in enumerate(shifts):
