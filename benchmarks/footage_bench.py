@@ -734,18 +734,18 @@ def run_folder(folder: Path, args: argparse.Namespace, readme: dict) -> dict[str
         ours[label], results[label] = run_ours(p2, lab, with_k, levelled)
     out["ours"] = ours
     named = ours["with_K"].get("names_cameras", []) if ours["with_K"]["outcome"] == "refused" else []
+    cli_cameras = None  # the cameras the end-to-end run labels (all, unless a refusal names one)
     if multi and len(named) == 1:
         # what the refusal tells the user to do: label again without the named camera (--cameras)
-        keep = [n for n in p2.camera_names if n != named[0]]
+        keep = cli_cameras = [n for n in p2.camera_names if n != named[0]]
+        sub_p2 = p2.take_cameras(keep)
         sub_lab = Rig([lab.cameras[p2.camera_names.index(n)] for n in keep], units=lab.units)
         out["ours_without_named_camera"] = {"left_out": named[0]}
         for label, with_k in (("with_K", True), ("without_K", False)):
-            out["ours_without_named_camera"][label], _ = run_ours(
-                p2.take_cameras(keep), sub_lab, with_k, levelled
-            )
+            out["ours_without_named_camera"][label], _ = run_ours(sub_p2, sub_lab, with_k, levelled)
         if levelled:
             out["ours_without_named_camera"]["levelling_with_lab_rig"] = guarded(
-                lambda: levelling_floor(p2.take_cameras(keep), sub_lab)
+                lambda: levelling_floor(sub_p2, sub_lab)
             )
     elif levelled:
         out["levelling_with_lab_rig"] = guarded(lambda: levelling_floor(p2, lab))
@@ -790,11 +790,7 @@ def run_folder(folder: Path, args: argparse.Namespace, readme: dict) -> dict[str
         print(f"[{name}] sync {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
     if not args.no_cli:
-        keep = None
-        if multi:
-            left = out.get("ours_without_named_camera", {}).get("left_out")
-            keep = [n for n in p2.camera_names if n != left] if left else None
-        out["cli_chain"] = guarded(lambda: cli_chain(folder, keep))
+        out["cli_chain"] = guarded(lambda: cli_chain(folder, cli_cameras))
         print(f"[{name}] cli chain {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
     out["agreement"] = {
