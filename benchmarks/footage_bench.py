@@ -481,6 +481,17 @@ def run_ours(p2: Poses2D, lab: Rig, with_k: bool, levelled_lab: bool = False) ->
         out["coverage"] = d.get("coverage")
         cal = d.get("calibration") or {}
         out["calibration"] = {k: cal[k] for k in ("ba_median_error_px", "focal_scale") if k in cal}
+        prec = cal.get("precision")
+        if prec:
+            # the lower bound the rig reports (geometry/precision.py) against its measured error
+            sd = np.asarray(prec["rotation_sd_deg"], dtype=float)
+            err = np.asarray(out["errors"]["rotation_deg"], dtype=float)
+            out["precision"] = {
+                **prec,
+                "bound_mean_deg": float(sd.mean()),
+                "error_over_bound_mean": float(err.mean() / sd.mean()) if sd.mean() > 0 else None,
+                "pairs_error_below_bound": int(np.sum(err < sd)),
+            }
     except (AttributeError, KeyError, TypeError) as e:
         out["summary_error"] = f"{type(e).__name__}: {e}"
     return out, res
@@ -819,6 +830,13 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
             if o["outcome"] == "rig":
                 row[f"ours_{label}_translation_dir"] = o["errors"]["translation_dir"]
                 row[f"ours_{label}_warnings"] = len(o["warnings"])
+                if "precision" in o:
+                    pr = o["precision"]
+                    row[f"ours_{label}_bound"] = {
+                        "mean_deg": round(pr["bound_mean_deg"], 3),
+                        "max_deg": round(max(pr["rotation_sd_deg"]), 3),
+                        "error_over_bound": round(pr["error_over_bound_mean"], 1),
+                    }
             if "up_tilt_deg" in o:
                 row[f"ours_{label}_up_tilt_deg"] = o["up_tilt_deg"]
         if "ours_without_named_camera" in f:
@@ -827,7 +845,12 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
             for label in ("with_K", "without_K"):
                 o = w[label]
                 sub[label] = (
-                    {"rotation": o["errors"]["rotation"], "up_tilt_deg": o.get("up_tilt_deg")}
+                    {
+                        "rotation": o["errors"]["rotation"],
+                        "up_tilt_deg": o.get("up_tilt_deg"),
+                        "bound_mean_deg": o.get("precision", {}).get("bound_mean_deg"),
+                        "warnings": len(o["warnings"]),
+                    }
                     if o["outcome"] == "rig"
                     else {"outcome": o["outcome"], "error": o["error"]}
                 )

@@ -157,9 +157,13 @@ def test_non_rotation_is_rejected(rig_s9_path, tmp_path):
 
 def test_intrinsics_only_file(tmp_path):
     K = default_intrinsics((1920, 1080))
-    # 60° horizontal field of view, principal point at the centre
+    # 60° field of view across the longer side, principal point at the centre
     np.testing.assert_allclose(2 * np.degrees(np.arctan(960 / K[0, 0])), 60)
     np.testing.assert_allclose(K[:2, 2], [960, 540])
+    # a portrait video is the same lens turned: same focal length, principal point swapped
+    Kp = default_intrinsics((1080, 1920))
+    np.testing.assert_allclose(Kp[0, 0], K[0, 0])
+    np.testing.assert_allclose(Kp[:2, 2], [540, 960])
     p = tmp_path / "K.json"
     p.write_text(json.dumps({"cameras": [{"name": "phone", "image_size": [1920, 1080], "K": K.tolist()}]}))
     rig = Rig.load(p, require_extrinsics=False)

@@ -35,6 +35,7 @@ from .geometry.calibration import (
 from .geometry.dlt import triangulate_dlt
 from .geometry.observations import check_observations, normalized_observations, resolve_intrinsics
 from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
+from .geometry.precision import precision_verdict
 from .geometry.triangulation import TriangulationOptions, triangulate_robust
 from .io import json_default
 from .parallel import thread_map
@@ -192,6 +193,8 @@ class LabelSummary:
         lines.append(f"time {t['total']:.2f} s for {self.frames} frames ({stages}); units: {self.units}")
         if self.world:
             lines.append(self.world)
+        if self.calibration is not None and self.calibration.precision is not None:
+            lines.append(self.calibration.precision_line())
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -267,11 +270,26 @@ def _suspicious(report: CalibrationReport, rec: _Reconstruction, warnings: list[
     return False
 
 
+def _refuse_weak(report: CalibrationReport, poses2d: Poses2D, options: CalibrationOptions) -> None:
+    """Refuse a rig made while synchronizing (which keeps weak rigs to score offsets with) as
+    :func:`~epipolarpose.geometry.calibration.calibrate` would have (:mod:`.geometry.precision`)."""
+    if report.precision is None or options.max_uncertainty_deg is None:
+        return
+    _, error = precision_verdict(
+        report.precision,
+        list(poses2d.camera_names),
+        options.warn_uncertainty_deg,
+        options.max_uncertainty_deg,
+    )
+    if error:
+        raise InputError(error)
+
+
 def _calibrated_error(options: LabelOptions):
     """``poses2d -> (rig, median reprojection error px)`` by self-calibration."""
 
     def run(p: Poses2D) -> tuple[Rig, float]:
-        rig, rep = calibrate(p, options.calibration)
+        rig, rep = calibrate(p, replace(options.calibration, max_uncertainty_deg=None))  # scoring only
         return rig, float(rep.ba_median_error_px[1])
 
     return run
@@ -334,8 +352,8 @@ def synchronize(
         if rig is not None:
             return rig
         key = _key(shifted)
-        if key not in calibrations:
-            calibrations[key] = calibrate(shifted, options.calibration)
+        if key not in calibrations:  # scoring offsets: a weak rig is refused later, not here
+            calibrations[key] = calibrate(shifted, replace(options.calibration, max_uncertainty_deg=None))
         return calibrations[key][0]
 
     return check_with_rig(poses2d, sync, calibrated, options.sync)
@@ -425,6 +443,7 @@ def label_poses(
         if rig is None:
             with timer("calibration"):
                 rig, report = calibrations.get(_key(poses2d)) or calibrate(poses2d, options.calibration)
+            _refuse_weak(report, poses2d, options.calibration)
         with timer("triangulation"):
             rec = _triangulate(poses2d, rig, options, progress)
     world_note = None

@@ -17,7 +17,14 @@ _INTRINSICS = typer.Option(
     None,
     "--intrinsics",
     help="K.json: a rig.json whose cameras may omit R/t; its K/dist override those in the npz. "
-    "Without K anywhere, a 60° horizontal field of view is assumed and refined.",
+    "Without K anywhere, a 60° field of view across the longer image side is assumed and refined.",
+)
+_MAX_UNCERTAINTY = typer.Option(
+    3.0,
+    "--max-uncertainty",
+    help="Refuse a self-calibrated rig when the detections' scatter alone leaves a camera pair's "
+    "relative rotation uncertain by more than this many degrees (RMS; a lower bound on the rig's "
+    "error: one frame, a person who hardly moves); warn above 1°. 0: never refuse.",
 )
 _HEIGHT = typer.Option(
     None,
@@ -25,6 +32,13 @@ _HEIGHT = typer.Option(
     help="The person's height in mm: makes the self-calibrated rig and labels metric (units mm) "
     "instead of unit-baseline arbitrary units.",
 )
+
+
+def _max_uncertainty(value: float) -> float | None:
+    """``--max-uncertainty`` as :attr:`CalibrationOptions.max_uncertainty_deg` (0: None)."""
+    if not value >= 0:
+        raise InputError(f"--max-uncertainty must be >= 0 degrees (0: never refuse), got {value}")
+    return value or None
 
 
 def _load_poses(poses2d: Path, intrinsics: Path | None, cameras: str | None = None):
@@ -54,6 +68,7 @@ def calibrate(
         show_default=False,
     ),
     subject_height: float | None = _HEIGHT,
+    max_uncertainty: float = _MAX_UNCERTAINTY,
     method: str = typer.Option(
         "poselib", help="Relative pose RANSAC: poselib (LO-RANSAC 5-point) or magsac (OpenCV)."
     ),
@@ -64,7 +79,12 @@ def calibrate(
     from ..geometry.calibration import calibrate as run_calibration
     from ..io import save_json
 
-    options = CalibrationOptions(refine_focal=refine_focal, subject_height_mm=subject_height, method=method)
+    options = CalibrationOptions(
+        refine_focal=refine_focal,
+        subject_height_mm=subject_height,
+        method=method,
+        max_uncertainty_deg=_max_uncertainty(max_uncertainty),
+    )
     rig, rep = run_calibration(_load_poses(poses2d, intrinsics), options)
     if report is not None:
         save_json(report, rep.as_dict())
@@ -118,6 +138,7 @@ def label(
         "(default); per-frame: the paper's recipe, one fundamental matrix per frame and pair.",
     ),
     subject_height: float | None = _HEIGHT,
+    max_uncertainty: float = _MAX_UNCERTAINTY,
     summary_json: Path | None = typer.Option(None, "--summary", help="Also write the summary (JSON)."),
     sync: str = typer.Option(
         "none",
@@ -149,7 +170,9 @@ def label(
     options = LabelOptions(
         mode=mode,
         sync=SyncOptions(max_offset=max_offset) if sync == "auto" else None,
-        calibration=CalibrationOptions(subject_height_mm=subject_height),
+        calibration=CalibrationOptions(
+            subject_height_mm=subject_height, max_uncertainty_deg=_max_uncertainty(max_uncertainty)
+        ),
     )
     known = Rig.load(rig) if rig is not None else None
     res = label_poses(_load_poses(poses2d, intrinsics, cameras), known, options=options, progress=not quiet)

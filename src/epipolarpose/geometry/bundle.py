@@ -37,6 +37,14 @@ class BundleResult:
         median_error_initial_px / median_error_final_px: median reprojection error (pixels) of the
             observations before/after.
         nfev: function evaluations; success: every solver round ended by a tolerance.
+        covariance: (P, P) Gauss-Newton covariance of the camera parameters at the solution, in
+            the order of the solver (per camera 1..C-1: the rotation increment applied on the
+            left, as a rotation vector in radians, then the translation; then the C focal factors
+            when refined): ``sigma² (A + gauge)⁻¹`` with ``A`` the reduced normal matrix (points
+            eliminated, final robust weights), ``sigma²`` the weighted residual variance per degree
+            of freedom and the scale gauge fixed. It is the scatter the observations' own noise
+            would cause, a lower bound on the error when their errors are correlated; inf where
+            the parameters are not determined.
     """
 
     R: np.ndarray
@@ -47,6 +55,7 @@ class BundleResult:
     median_error_final_px: float
     nfev: int
     success: bool
+    covariance: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +275,31 @@ class _ReducedProblem:
         grad = Jc2.T @ rf.reshape(-1) - np.tensordot(M, Jpr, axes=([0, 1], [0, 1]))
         return A, grad, float(np.sum(r**2))
 
+    def covariance(self, Rs, ts, s, Xp) -> np.ndarray:
+        """Gauss-Newton covariance (P, P) of the camera parameters (see :class:`BundleResult`).
+        The scale gauge (all translations and points scaled about camera 0's centre, which moves
+        camera ``c``'s translation along ``t_c - R_c R_0ᵀ t_0``) is the one direction the
+        residuals do not see; it is fixed by adding it to ``A``, which leaves the covariance of
+        every scale-free quantity (rotations, focal factors) unchanged."""
+        N, C = self.W.shape
+        A, _, cost = self.normal_equations(Rs, ts, s, Xp)
+        P = A.shape[0]
+        multi = self.seen.sum(1) >= 2  # a point seen once fits its ray exactly: no information
+        dof = 2 * int(self.seen[multi].sum()) - P - 3 * int(multi.sum())
+        sigma2 = cost / max(dof, 1)
+        n = np.zeros(P)
+        n[: self.nc] = np.concatenate([[0, 0, 0, *(ts[c] - Rs[c] @ Rs[0].T @ ts[0])] for c in range(1, C)])
+        norm = np.linalg.norm(n)
+        scale = max(float(np.trace(A)) / max(P, 1), 1e-300)
+        if norm > 0:
+            A = A + scale * np.outer(n / norm, n / norm)
+        try:
+            if not np.isfinite(A).all() or np.linalg.cond(A) > 1e14:
+                raise np.linalg.LinAlgError
+            return sigma2 * np.linalg.inv(A)
+        except np.linalg.LinAlgError:
+            return np.full((P, P), np.inf)
+
     def step(self, Rs, ts, s, delta: np.ndarray):
         """The cameras after a parameter step (rotations updated on the left, camera 0 fixed;
         focal factors kept within :data:`FOCAL_RANGE`)."""
@@ -383,4 +417,5 @@ def bundle_adjust(
     Xp = prob.refine_points(Rs, ts, s, prob.triangulate(Rs, ts, s, Xp), iters=3)
     e1 = (prob.pixel_errors(Rs, ts, s, Xp) * S)[seen]
     med1 = float(np.median(e1)) if e1.size else 0.0
-    return BundleResult(Rs, ts, Xp, np.asarray(s, dtype=np.float64).copy(), med0, med1, nfev, ok)
+    cov = prob.covariance(Rs, ts, s, Xp) if prob.nc + prob.nf else np.zeros((0, 0))
+    return BundleResult(Rs, ts, Xp, np.asarray(s, dtype=np.float64).copy(), med0, med1, nfev, ok, cov)

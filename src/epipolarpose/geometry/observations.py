@@ -39,7 +39,7 @@ def apply_intrinsics(poses2d: Poses2D, intrinsics: Rig) -> Poses2D:
 def resolve_intrinsics(poses2d: Poses2D) -> tuple[Rig, bool]:
     """Cameras with intrinsics only (``R = I, t = 0``): from the detections' ``K``/``dist`` (see
     :func:`apply_intrinsics`), else :func:`~epipolarpose.camera.default_intrinsics` (60°
-    horizontal FOV, principal point at the image centre).
+    across the longer image side, principal point at the image centre).
 
     Returns the rig and whether ``K`` was known (False: the documented default was used).
     """

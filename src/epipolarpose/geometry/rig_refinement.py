@@ -23,6 +23,7 @@ import numpy as np
 from .bundle import BundleObservations, BundleOptions, bundle_adjust
 from .dlt import triangulate_dlt
 from .observations import NormalizedViews
+from .precision import motion_extent
 from .rig_assembly import normalize_gauge
 from .triangulation import TriangulationOptions, triangulate_robust, undo_swaps
 
@@ -72,6 +73,11 @@ class RobustFit:
         observations: number of observations adjusted.
         sigma_px: (J, 4) noise scale of every landmark seen from the front, side and back, and
             over all sides (pixels).
+        covariance: (P, P) of the last adjustment's camera parameters
+            (:attr:`~.bundle.BundleResult.covariance`; its rotations are those of ``R`` before the
+            gauge was normalized, which leaves relative rotations unchanged).
+        motion: :func:`~.precision.motion_extent` of the adjusted points.
+        frames: frames with a point seen by two cameras or more.
     """
 
     R: np.ndarray
@@ -81,6 +87,9 @@ class RobustFit:
     median_error_px: tuple[float, float]
     observations: int
     sigma_px: np.ndarray
+    covariance: np.ndarray | None = None
+    motion: float = 0.0
+    frames: int = 0
 
 
 @dataclass
@@ -239,7 +248,9 @@ def robust_bundle_adjustment(
     cost = float(np.sum(obs.w * cauchy_nll(error, s, options.robust_scale)) / max(obs.w.sum(), 1e-12))
     Rn, tn, _, _ = normalize_gauge(R, t)
     after = float(np.median(error)) if error.size else float("nan")
-    return RobustFit(Rn, tn, scale, cost, (before, after), len(obs.cam), sigma)
+    motion = motion_extent(X, obs.point_frame, obs.point_joint)
+    frames = len(np.unique(obs.point_frame))
+    return RobustFit(Rn, tn, scale, cost, (before, after), len(obs.cam), sigma, ba.covariance, motion, frames)
 
 
 def rig_cost(
