@@ -127,6 +127,18 @@ def test_calibrate_default_intrinsics_refines_focal(motion):
     # stays at the image centre, ~13 px from the truth, which limits the rest)
     np.testing.assert_allclose(est.K[:, 0, 0], rig.K[:, 0, 0], rtol=0.03)
     assert rel_rot_errors(est, rig).max() < 2.0
+    # the summary says what was estimated: focal length and field of view across the longer side
+    np.testing.assert_allclose(rep.focal_px, est.K[:, 0, 0])
+    w, h = est[0].image_size
+    assert rep.fov_deg[0] == pytest.approx(np.degrees(2 * np.arctan(max(w, h) / 2 / est.K[0, 0, 0])))
+    assert 40 < rep.fov_deg[0] < 55  # the S9 cameras: ~47°
+    line = rep.focal_line()
+    assert (
+        line.startswith("focal lengths estimated") and f"{p2.camera_names[0]} {est.K[0, 0, 0]:.0f} px" in line
+    )
+    assert line in rep.format() and "--intrinsics" in line
+    _, known = calibrate(synthesize(motion[:60], rig, None)[0])
+    assert known.focal_line() == "" and "focal lengths estimated" not in known.format()
 
 
 def test_metric_scale_known_answer(motion):

@@ -195,6 +195,8 @@ class LabelSummary:
             lines.append(self.world)
         if self.calibration is not None and self.calibration.precision is not None:
             lines.append(self.calibration.precision_line())
+        if self.calibration is not None and self.calibration.focal_line():
+            lines.append(self.calibration.focal_line())
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 

@@ -48,6 +48,7 @@ __all__ = [
     "CameraErrors",
     "ReportOptions",
     "camera_errors",
+    "calibration_notes",
     "labelling_summary",
     "labelling_warnings",
     "quality_warnings",
@@ -94,6 +95,14 @@ def _frames_seen(labels: Labels, poses2d: Poses2D | None) -> np.ndarray:
     if poses2d is not None and poses2d.num_cameras == labels.reprojection_error.shape[0]:
         return poses2d.observed().any(-1).mean(-1)
     return np.isfinite(labels.reprojection_error).any(-1).mean(-1)
+
+
+def calibration_notes(labels: Labels) -> list[str]:
+    """What the self-calibration said about itself (``summary_json``'s ``calibration.notes``: the
+    rig precision bound, the focal lengths it estimated); empty for a known rig."""
+    d = labelling_summary(labels) or {}
+    notes = (d.get("calibration") or {}).get("notes") or []
+    return [str(n) for n in notes] if isinstance(notes, list) else []
 
 
 def quality_warnings(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -> list[str]:
@@ -476,6 +485,7 @@ def _html_page(
         if warn
         else "<div class='ok'>No warnings: neither the labelling run nor the report's checks found a problem.</div>"
     )
+    notes_html = "".join(f"<p>{html.escape(n)}</p>" for n in calibration_notes(labels))
     ov_html = "".join(
         f"<p>frame {k}{' — ' + html.escape(what) if what else ''}</p><img src='{n}' alt='overlay of frame {k}'>"
         for n, k, what in overlays
@@ -490,7 +500,7 @@ def _html_page(
 <h2>Cameras</h2>
 <table><tr><th>camera</th><th>observed joints</th><th>median error (px)</th><th>90th pct (px)</th>
 <th>time offset (confidence)</th></tr>{"".join(rows)}</table>
-<h2>Recovered rig</h2><img src="rig.png" alt="recovered camera rig in 3D">
+<h2>Recovered rig</h2>{notes_html}<img src="rig.png" alt="recovered camera rig in 3D">
 <h2>Reprojection errors</h2><img src="errors.png" alt="per-camera and per-joint reprojection errors">
 <h2>Detections vs reprojections</h2>
 <p>Dots: 2D detections (left blue, right red); white crosses: the 3D pose reprojected.</p>
