@@ -108,8 +108,12 @@ def test_motion_extent_known_answers():
 def test_verdict_thresholds_and_causes():
     names = ["a", "b", "c"]
     sd = np.array([0.5, 0.6, 2.0])  # pairs a-b, a-c, b-c
-    p = RigPrecision(sd, None, None, frames=10, motion=0.1)
+    p = RigPrecision(sd, None, None, frames=10, motion=0.3)
     assert precision_verdict(p, names, warn_deg=3.0, refuse_deg=5.0) == (None, None)
+    # a person standing still is named whatever the bound
+    still = RigPrecision(sd, None, None, frames=200, motion=0.1)
+    warning, error = precision_verdict(still, names, warn_deg=3.0, refuse_deg=5.0)
+    assert error is None and "hardly moves" in warning and "200 frames" in warning
     warning, error = precision_verdict(p, names, warn_deg=1.0, refuse_deg=5.0)
     assert error is None and "±2.0°" in warning and "'b'-'c'" in warning
     assert "only 10 frames" in warning and "hardly moves" in warning and "--intrinsics" not in warning
@@ -187,3 +191,5 @@ def test_label_refuses_a_weak_rig_also_when_synchronizing(walk):
             label_poses(still, options=options)
     res = label_poses(still, options=replace(LabelOptions(), sync=SyncOptions(max_offset=5)))
     assert res.summary.calibration.precision.rotation_sd_deg.max() > 0.3
+    # with the default limits: kept, but the summary says the person hardly moves
+    assert any("hardly moves" in w for w in res.summary.warnings), res.summary.warnings

@@ -155,6 +155,12 @@ def rig_precision(R: np.ndarray, covariance: np.ndarray, frames: int, motion: fl
 #: Too few frames, too little motion: the causes named when the bound is large.
 FEW_FRAMES = 20
 LITTLE_MOTION = 0.5
+#: Below this :func:`motion_extent` the person stands still: a warning whatever the bound, which
+#: cannot show a detector's errors repeated in every frame (measured, benchmarks/precision_bench.py:
+#: a synthetic person standing still or swaying by 2 cm for 200 frames gave 0.07-0.09 and rigs
+#: 1.4-3.0° off on average with bounds of 0.7-0.8°; every real session of ../shared 0.33-0.84, a
+#: 50-frame walk 0.42).
+STILL = 0.2
 
 
 def precision_verdict(
@@ -162,13 +168,22 @@ def precision_verdict(
 ) -> tuple[str | None, str | None]:
     """A warning when the worst pair's bound exceeds ``warn_deg``, an error (the rig cannot be
     trusted) when it exceeds ``refuse_deg``; each names the causes it can measure: few frames,
-    little motion, unknown focal lengths, a camera whose pairs stand out.
+    little motion, unknown focal lengths, a camera whose pairs stand out. Below those, a warning
+    when the person stands still (:data:`STILL`).
 
     Returns:
         ``(warning, error)``, each None when not raised.
     """
     worst, k = precision.worst
     if not worst > min(warn_deg, refuse_deg if refuse_deg is not None else warn_deg):
+        if precision.motion < STILL:
+            return (
+                f"the person hardly moves (the body's centre spreads {precision.motion:.2f} x the body's size "
+                f"over {precision.frames} frames): the rig rests on a few distinct poses, and a detector repeats "
+                f"its errors in every frame, which the rig precision bound (±{worst:.1f}°) cannot show (a "
+                "synthetic person standing still gave rigs 1.4-3.0° off against bounds of 0.7-0.8°). Have the "
+                "person walk through the shared view"
+            ), None
         return None, None
     pairs = _pairs(len(names))
     i, j = pairs[k]
