@@ -834,7 +834,7 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
                     pr = o["precision"]
                     row[f"ours_{label}_bound"] = {
                         "mean_deg": round(pr["bound_mean_deg"], 3),
-                        "max_deg": round(max(pr["rotation_sd_deg"]), 3),
+                        "max_deg": round(float(np.nanmax(np.asarray(pr["rotation_sd_deg"], dtype=float))), 3),
                         "error_over_bound": round(pr["error_over_bound_mean"], 1),
                     }
             if "up_tilt_deg" in o:

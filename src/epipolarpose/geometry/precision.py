@@ -122,7 +122,8 @@ class RigPrecision:
 
     def as_dict(self) -> dict[str, Any]:
         def r(a: np.ndarray | None, nd: int = 3) -> list[float] | None:
-            return None if a is None else [round(float(v), nd) if np.isfinite(v) else float("inf") for v in a]
+            # None where not determined (strict JSON has no infinity)
+            return None if a is None else [round(float(v), nd) if np.isfinite(v) else None for v in a]
 
         return {
             "rotation_sd_deg": r(self.rotation_sd_deg),
