@@ -115,8 +115,12 @@ def test_verdict_thresholds_and_causes():
     warning, error = precision_verdict(still, names, warn_deg=3.0, refuse_deg=5.0)
     assert error is None and "hardly moves" in warning and "200 frames" in warning
     warning, error = precision_verdict(p, names, warn_deg=1.0, refuse_deg=5.0)
-    assert error is None and "±2.0°" in warning and "'b'-'c'" in warning
-    assert "only 10 frames" in warning and "hardly moves" in warning and "--intrinsics" not in warning
+    assert error is None and "±2.0°" in warning and "worst pair 'b'-'c'" in warning
+    assert "only 10 frames" in warning and "--intrinsics" not in warning and "causes:" in warning
+    # one camera named: c (its pairs' median 1.3° vs 0.5°, 2.6 x) rather than b (1.25° vs 0.6°)
+    assert "camera 'c' is the least constrained" in warning and "camera 'b'" not in warning
+    assert "hardly moves (the body's centre spreads 0.30" in warning  # under LITTLE_MOTION
+
     warning, error = precision_verdict(p, names, warn_deg=1.0, refuse_deg=1.5)
     assert warning is None and "no rig is returned" in error and "--max-uncertainty" in error
     # a refusal limit below the warning threshold still refuses
@@ -124,8 +128,19 @@ def test_verdict_thresholds_and_causes():
     # unknown focal lengths named when knowing them would more than halve the bound
     focal = RigPrecision(sd, sd / 4, np.full(3, 0.2), frames=300, motion=2.0)
     warning, _ = precision_verdict(focal, names, warn_deg=1.0, refuse_deg=None)
-    assert "focal lengths are unknown" in warning and "--intrinsics" in warning
-    assert "frames" not in warning.split("cause:")[1].split(";")[0]
+    assert "focal lengths are unknown" in warning and "pass --intrinsics" in warning
+    assert "only 300" not in warning and "hardly moves" not in warning
+    # ... and when they were given but refined on request, the advice is not to refine them
+    warning, _ = precision_verdict(focal, names, warn_deg=1.0, refuse_deg=None, intrinsics_known=True)
+    assert "--no-refine-focal" in warning and "--intrinsics" not in warning
+    # not determined at all: said so, no pair named, refused
+    inf = RigPrecision(np.full(3, np.inf), None, None, frames=1, motion=0.0)
+    _, error = precision_verdict(inf, names, warn_deg=1.0, refuse_deg=3.0)
+    assert "relative rotations undetermined" in error and "worst pair '" not in error
+    assert inf.as_dict()["rotation_sd_deg"] == [None, None, None]
+    # no frame with enough points: motion unknown, no "hardly moves"
+    nan = RigPrecision(np.full(3, 0.5), None, None, frames=50, motion=float("nan"))
+    assert precision_verdict(nan, names, warn_deg=1.0, refuse_deg=3.0) == (None, None)
 
 
 @pytest.fixture(scope="module")
@@ -174,12 +189,13 @@ def test_label_cli_refuses_a_single_frame_and_can_be_told_not_to(walk, tmp_path)
     assert run.returncode == 2 and "--max-uncertainty must be >= 0" in run.stderr
 
 
-def test_label_refuses_a_weak_rig_also_when_synchronizing(walk):
+def test_label_refuses_a_weak_rig_also_when_synchronizing(walk, monkeypatch):
     """With --sync auto the rigs made while scoring offsets are kept even when weak (they only
     score), and the labelling reuses one of them: it must still refuse it. A person standing
     still for 40 frames (bound ~0.8°) with the limit lowered to 0.3°."""
     from dataclasses import replace
 
+    import epipolarpose.labelling as labelling
     from epipolarpose.labelling import LabelOptions, label_poses
     from epipolarpose.sync import SyncOptions
 
@@ -187,9 +203,38 @@ def test_label_refuses_a_weak_rig_also_when_synchronizing(walk):
     strict = CalibrationOptions(max_uncertainty_deg=0.3)
     for sync in (None, SyncOptions(max_offset=5)):
         options = replace(LabelOptions(), calibration=strict, sync=sync)
+        limits = []  # the limit of every calibration the run makes
+
+        def counted(p, o, limits=limits):
+            limits.append(o.max_uncertainty_deg)
+            return calibrate(p, o)
+
+        monkeypatch.setattr(labelling, "calibrate", counted)
         with pytest.raises(InputError, match="pin the cameras down poorly.*hardly moves"):
             label_poses(still, options=options)
+        # synchronizing: every calibration was a scoring one (no limit), so the refusal came from
+        # the check of the memoized rig; without sync the labelling's own calibration refused
+        assert limits == ([0.3] if sync is None else [None] * len(limits)), limits
+        monkeypatch.undo()
     res = label_poses(still, options=replace(LabelOptions(), sync=SyncOptions(max_offset=5)))
     assert res.summary.calibration.precision.rotation_sd_deg.max() > 0.3
     # with the default limits: kept, but the summary says the person hardly moves
     assert any("hardly moves" in w for w in res.summary.warnings), res.summary.warnings
+
+
+def test_an_exact_fit_leaves_the_covariance_undetermined():
+    """Two cameras and 5 points: 20 residuals, 5 free pose parameters (scale is a gauge) and 15
+    point coordinates leave no degree of freedom to measure the noise on; 12 points leave 7."""
+    rng = np.random.default_rng(3)
+    rig = default_rig().in_camera_frame(0)
+    two = [rig.cameras[0], rig.cameras[1]]
+    R, t = np.stack([c.R for c in two]), np.stack([c.t for c in two])
+    f = np.array([c.K[0, 0] for c in two])
+    for n, determined in ((5, False), (12, True)):
+        X = rng.normal(size=(n, 3)) * 400 + [0, 0, 5500]
+        obs = np.stack([(X @ c.R.T + c.t)[:, :2] / (X @ c.R.T + c.t)[:, 2:] for c in two])
+        obs = obs + rng.normal(size=obs.shape) * 2 / f[:, None, None]
+        cam_idx, pt_idx = np.repeat(np.arange(2), n), np.tile(np.arange(n), 2)
+        res = bundle_adjust(R, t, X, f, BundleObservations(cam_idx, pt_idx, obs.reshape(-1, 2)))
+        assert np.isfinite(res.covariance).all() == determined
+        assert np.isfinite(pair_rotation_sd_deg(res.R, res.covariance)).all() == determined

@@ -282,6 +282,7 @@ def _refuse_weak(report: CalibrationReport, poses2d: Poses2D, options: Calibrati
         list(poses2d.camera_names),
         options.warn_uncertainty_deg,
         options.max_uncertainty_deg,
+        report.intrinsics_known,
     )
     if error:
         raise InputError(error)

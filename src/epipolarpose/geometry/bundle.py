@@ -285,8 +285,11 @@ class _ReducedProblem:
         A, _, cost = self.normal_equations(Rs, ts, s, Xp)
         P = A.shape[0]
         multi = self.seen.sum(1) >= 2  # a point seen once fits its ray exactly: no information
-        dof = 2 * int(self.seen[multi].sum()) - P - 3 * int(multi.sum())
-        sigma2 = cost / max(dof, 1)
+        # the scale direction is not a free parameter
+        dof = 2 * int(self.seen[multi].sum()) - (P - 1) - 3 * int(multi.sum())
+        if dof <= 0:  # an exact fit says nothing about the noise: not determined
+            return np.full((P, P), np.inf)
+        sigma2 = cost / dof
         n = np.zeros(P)
         n[: self.nc] = np.concatenate([[0, 0, 0, *(ts[c] - Rs[c] @ Rs[0].T @ ts[0])] for c in range(1, C)])
         norm = np.linalg.norm(n)

@@ -214,6 +214,8 @@ class CalibrationReport:
         cams = ", ".join(
             f"{n} {f:.0f} px ({v:.0f}°)" for n, f, v in zip(self.camera_names, self.focal_px, self.fov_deg)
         )
+        if self.intrinsics_known:
+            return f"focal lengths refined from the intrinsics given (field of view across the longer side): {cams}"
         return (
             f"focal lengths estimated (no intrinsics given; field of view across the longer side): {cams}. "
             "From a person alone they can be tens of per cent off (1.0-1.6x a lab calibration's on the real "
@@ -576,6 +578,7 @@ def calibrate(
             list(poses2d.camera_names),
             options.warn_uncertainty_deg,
             options.max_uncertainty_deg,
+            views.intrinsics_known,
         )
         if error:
             raise InputError(error)

@@ -5,7 +5,7 @@ gauge fixed; :attr:`~.bundle.BundleResult.covariance`) gives the scatter of the 
 detections' own noise alone would cause. It is a **lower bound** on the rig's error, not an
 estimate of it: a detector's systematic errors (a face put on the back of a head, the same bias in
 every frame of a person who does not move) add to it and no scatter shows them. On real footage
-the errors measured 4-20x this bound (``benchmarks/footage_bench.py``, BENCHMARKS.md). What the
+the errors measured 4-19x this bound (``benchmarks/footage_bench.py``, BENCHMARKS.md). What the
 bound is good for is footage that cannot give a rig at all: a single frame, a person who hardly
 moves, focal lengths that are unknown and that the footage does not pin down. There even the
 lower bound is degrees, and a calibration that says nothing returns a confident wrong rig
@@ -70,8 +70,8 @@ def motion_extent(X: np.ndarray, frame: np.ndarray, joint: np.ndarray) -> float:
     """How far the person moves, in units of the body's own size: the RMS distance of the
     per-frame body centres (the median of the frame's joints) from their median, over the median
     distance of a frame's joints from its centre (0 for a person who does not move; a few for one
-    walking across a room). Medians, so that a few wrongly triangulated points do not count as
-    motion.
+    walking across a room; NaN when no frame has 3 points or more). Medians, so that a few wrongly
+    triangulated points do not count as motion.
 
     Args:
         X: (N, 3) points; frame, joint: (N,) the frame and landmark of every point.
@@ -80,14 +80,14 @@ def motion_extent(X: np.ndarray, frame: np.ndarray, joint: np.ndarray) -> float:
     joint = np.asarray(joint, dtype=np.int64)
     ok = np.isfinite(X).all(-1)
     if not ok.any():
-        return 0.0
+        return float("nan")
     uniq, inv = np.unique(frame[ok], return_inverse=True)
     grid = np.full((len(uniq), int(joint[ok].max()) + 1, 3), np.nan)
     grid[inv, joint[ok]] = X[ok]
     count = np.isfinite(grid[..., 0]).sum(1)
     full = count >= max(3, int(np.median(count)) // 2)  # frames that see most of the body
     if not full.any():
-        return 0.0
+        return float("nan")
     grid = grid[full]
     centre = np.nanmedian(grid, axis=1)  # (F, 3)
     size = float(np.nanmedian(np.linalg.norm(grid - centre[:, None], axis=-1)))
@@ -130,7 +130,7 @@ class RigPrecision:
             "rotation_sd_focal_fixed_deg": r(self.rotation_sd_focal_fixed_deg),
             "focal_sd": r(self.focal_sd, 4),
             "frames": self.frames,
-            "motion": round(self.motion, 3),
+            "motion": round(self.motion, 3) if np.isfinite(self.motion) else None,
         }
 
 
@@ -165,12 +165,17 @@ STILL = 0.2
 
 
 def precision_verdict(
-    precision: RigPrecision, names: list[str], warn_deg: float, refuse_deg: float | None
+    precision: RigPrecision,
+    names: list[str],
+    warn_deg: float,
+    refuse_deg: float | None,
+    intrinsics_known: bool = False,
 ) -> tuple[str | None, str | None]:
     """A warning when the worst pair's bound exceeds ``warn_deg``, an error (the rig cannot be
     trusted) when it exceeds ``refuse_deg``; each names the causes it can measure: few frames,
     little motion, unknown focal lengths, a camera whose pairs stand out. Below those, a warning
-    when the person stands still (:data:`STILL`).
+    when the person stands still (:data:`STILL`). ``intrinsics_known``: the focal lengths were
+    given (and refined on request), which changes the advice.
 
     Returns:
         ``(warning, error)``, each None when not raised.
@@ -181,14 +186,12 @@ def precision_verdict(
             return (
                 f"the person hardly moves (the body's centre spreads {precision.motion:.2f} x the body's size "
                 f"over {precision.frames} frames): the rig rests on a few distinct poses, and a detector repeats "
-                f"its errors in every frame, which the rig precision bound (±{worst:.1f}°) cannot show (a "
-                "synthetic person standing still gave rigs 1.4-3.0° off against bounds of 0.7-0.8°). Have the "
-                "person walk through the shared view"
+                f"its errors in every frame, which the rig precision bound (±{worst:.1f}° on the worst pair) "
+                "cannot show (a synthetic person standing still gave rigs 1.4-3.0° off against bounds of "
+                "0.7-0.8°). Have the person walk through the shared view"
             ), None
         return None, None
     pairs = _pairs(len(names))
-    i, j = pairs[k]
-    bound = "unbounded" if not np.isfinite(worst) else f"±{worst:.1f}°"
     causes = []
     if precision.frames < FEW_FRAMES:
         n = precision.frames
@@ -199,34 +202,51 @@ def precision_verdict(
         )
     fixed = precision.rotation_sd_focal_fixed_deg
     if fixed is not None and np.isfinite(worst) and float(np.max(fixed)) < 0.5 * worst:
-        causes.append(
-            f"the focal lengths are unknown and the footage does not pin them down (known, the bound would be "
-            f"±{float(np.max(fixed)):.1f}°: pass --intrinsics)"
-        )
+        if intrinsics_known:
+            causes.append(
+                f"the focal lengths are being refined and the footage does not pin them down (kept, the bound "
+                f"would be ±{float(np.max(fixed)):.1f}°: --no-refine-focal)"
+            )
+        else:
+            causes.append(
+                f"the focal lengths are unknown and the footage does not pin them down (known, the bound would "
+                f"be ±{float(np.max(fixed)):.1f}°: pass --intrinsics)"
+            )
     sd = precision.rotation_sd_deg
     if len(names) >= 3 and np.isfinite(sd).all():
-        for c, name in enumerate(names):
+        ratios = []
+        for c in range(len(names)):
             mine = [sd[n] for n, p in enumerate(pairs) if c in p]
             rest = [sd[n] for n, p in enumerate(pairs) if c not in p]
-            if float(np.median(mine)) > 2.0 * float(np.median(rest)):
-                causes.append(
-                    f"camera {name!r} is the least constrained (its pairs' bounds are over twice the others')"
-                )
+            ratios.append(float(np.median(mine)) / max(float(np.median(rest)), 1e-12))
+        c = int(np.argmax(ratios))
+        if ratios[c] > 2.0:
+            causes.append(
+                f"camera {names[c]!r} is the least constrained (its pairs' bounds are {ratios[c]:.1f} x the others')"
+            )
     why = "; ".join(causes) or (
         f"{precision.frames} frames in which the body's centre spreads {precision.motion:.2f} x the body's size: "
         "the views overlap little or the detections are noisy"
     )
     remedy = "Film the person moving through the shared view for longer" + (
-        ", or pass the intrinsics (--intrinsics)" if fixed is not None else ""
+        ", or pass the intrinsics (--intrinsics)" if fixed is not None and not intrinsics_known else ""
     )
+    if np.isfinite(worst):
+        i, j = pairs[k]
+        what = (
+            f"uncertain by ±{worst:.1f}° (rms, worst pair {names[i]!r}-{names[j]!r}), a lower bound on the "
+            "rig's error"
+        )
+    else:
+        what = "undetermined"
     text = (
         f"the detections pin the cameras down poorly: their scatter alone leaves the relative rotations "
-        f"uncertain by {bound} (rms, cameras {names[i]!r}-{names[j]!r}), a lower bound on the rig's error; "
-        f"cause: {why}. {remedy}"
+        f"{what}; {'causes' if len(causes) > 1 else 'cause'}: {why}. {remedy}"
     )
     if refuse_deg is not None and not worst <= refuse_deg:
         return None, text + (
-            f" (no rig is returned: the bound is over {refuse_deg:g}°, and the rig could be tens of degrees off; "
-            "--max-uncertainty raises the limit)"
+            f" (no rig is returned: the worst pair's bound is over {refuse_deg:g}°, and the rig could be tens of "
+            "degrees off; the limit is --max-uncertainty of label and calibrate, "
+            "CalibrationOptions.max_uncertainty_deg in Python)"
         )
     return text + " (the rig may be off by degrees)", None
