@@ -31,11 +31,11 @@ from .geometry.calibration import (
     PairReport,
     calibrate,
     calibration_detections,
+    precision_check,
 )
 from .geometry.dlt import triangulate_dlt
 from .geometry.observations import check_observations, normalized_observations, resolve_intrinsics
 from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
-from .geometry.precision import precision_verdict
 from .geometry.triangulation import TriangulationOptions, triangulate_robust
 from .io import json_default
 from .parallel import thread_map
@@ -193,10 +193,8 @@ class LabelSummary:
         lines.append(f"time {t['total']:.2f} s for {self.frames} frames ({stages}); units: {self.units}")
         if self.world:
             lines.append(self.world)
-        if self.calibration is not None and self.calibration.precision is not None:
-            lines.append(self.calibration.precision_line())
-        if self.calibration is not None and self.calibration.focal_line():
-            lines.append(self.calibration.focal_line())
+        if self.calibration is not None:
+            lines += self.calibration.notes()
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -275,15 +273,7 @@ def _suspicious(report: CalibrationReport, rec: _Reconstruction, warnings: list[
 def _refuse_weak(report: CalibrationReport, poses2d: Poses2D, options: CalibrationOptions) -> None:
     """Refuse a rig made while synchronizing (which keeps weak rigs to score offsets with) as
     :func:`~epipolarpose.geometry.calibration.calibrate` would have (:mod:`.geometry.precision`)."""
-    if report.precision is None or options.max_uncertainty_deg is None:
-        return
-    _, error = precision_verdict(
-        report.precision,
-        list(poses2d.camera_names),
-        options.warn_uncertainty_deg,
-        options.max_uncertainty_deg,
-        report.intrinsics_known,
-    )
+    _, error = precision_check(report, list(poses2d.camera_names), options)
     if error:
         raise InputError(error)
 

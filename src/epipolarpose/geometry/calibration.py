@@ -62,6 +62,7 @@ __all__ = [
     "make_metric",
     "noise_scale",
     "pairwise_relative_poses",
+    "precision_check",
     "refine_rig",
     "select_start",
     "starting_rigs",
@@ -187,11 +188,16 @@ class CalibrationReport:
             "landmarks": self.landmarks,
             "noise_px": self.noise_px,
             "precision": self.precision.as_dict() if self.precision is not None else None,
-            "notes": [line for line in (self.precision_line(), self.focal_line()) if line],
+            "notes": self.notes(),
             "starts": self.starts,
             "timings_s": self.timings,
             "warnings": self.warnings,
         }
+
+    def notes(self) -> list[str]:
+        """What the calibration says about itself: :meth:`precision_line` and :meth:`focal_line`
+        (those that apply)."""
+        return [line for line in (self.precision_line(), self.focal_line()) if line]
 
     def precision_line(self) -> str:
         """One line: the lower bound on the relative rotations' error (:mod:`.precision`)."""
@@ -235,10 +241,7 @@ class CalibrationReport:
             f"bundle adjustment: {self.ba_frames} frames, median reprojection error {before:.2f} -> "
             f"{after:.2f} px; calibration took {self.timings['total']:.2f} s"
         )
-        if self.precision is not None:
-            lines.append(self.precision_line())
-        if self.focal_line():
-            lines.append(self.focal_line())
+        lines.extend(self.notes())
         lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -485,6 +488,22 @@ def refine_rig(
     )
 
 
+def precision_check(
+    report: CalibrationReport, names: list[str], options: CalibrationOptions
+) -> tuple[str | None, str | None]:
+    """The warning and the refusal (:func:`~.precision.precision_verdict`) of a calibration's
+    precision bound under ``options``' limits; ``(None, None)`` without a bound."""
+    if report.precision is None:
+        return None, None
+    return precision_verdict(
+        report.precision,
+        names,
+        options.warn_uncertainty_deg,
+        options.max_uncertainty_deg,
+        report.intrinsics_known,
+    )
+
+
 def make_metric(
     rig: Rig, poses2d: Poses2D, frames: np.ndarray, options: CalibrationOptions
 ) -> tuple[Rig, float]:
@@ -572,18 +591,11 @@ def calibrate(
     report.ba_median_error_px = refined.median_error_px
     report.focal_scale = refined.focal_scale.tolist()
     report.precision = refined.precision
-    if refined.precision is not None:
-        warning, error = precision_verdict(
-            refined.precision,
-            list(poses2d.camera_names),
-            options.warn_uncertainty_deg,
-            options.max_uncertainty_deg,
-            views.intrinsics_known,
-        )
-        if error:
-            raise InputError(error)
-        if warning:
-            report.warnings.append(warning)
+    warning, error = precision_check(report, list(poses2d.camera_names), options)
+    if error:
+        raise InputError(error)
+    if warning:
+        report.warnings.append(warning)
     report.noise_px = {
         n: [round(float(v), 2) for v in row] for n, row in zip(detections.joint_names, refined.noise_px)
     }

@@ -88,7 +88,7 @@ class RobustFit:
     observations: int
     sigma_px: np.ndarray
     covariance: np.ndarray | None = None
-    motion: float = 0.0
+    motion: float = float("nan")
     frames: int = 0
 
 
