@@ -103,6 +103,14 @@ def test_motion_extent_known_answers():
     wild = still.copy()
     wild[::40] += 1e4 * size
     assert motion_extent(wild, frame, joint) < 0.2
+    # limbs moving in place: 3 of 17 landmarks swing by +-2 body sizes while the body's centre (a
+    # median) hardly moves; the 90th percentile of the landmarks' own movement is theirs, 2 body
+    # sizes (a little less: the swinging limbs also make the body's size larger)
+    arms = still.copy().reshape(50, 17, 3)
+    arms[:, :3, 2] += np.where(np.arange(50) % 2 == 0, 2, -2)[:, None] * size
+    assert 1.5 < motion_extent(arms.reshape(-1, 3), frame, joint) <= 2.0
+    # no frame with 3 points: unknown
+    assert np.isnan(motion_extent(still[:2], frame[:2], joint[:2]))
 
 
 def test_verdict_thresholds_and_causes():
@@ -119,7 +127,7 @@ def test_verdict_thresholds_and_causes():
     assert "only 10 frames" in warning and "--intrinsics" not in warning and "causes:" in warning
     # one camera named: c (its pairs' median 1.3° vs 0.5°, 2.6 x) rather than b (1.25° vs 0.6°)
     assert "camera 'c' is the least constrained" in warning and "camera 'b'" not in warning
-    assert "hardly moves (the body's centre spreads 0.30" in warning  # under LITTLE_MOTION
+    assert "hardly moves (body and limbs move 0.30" in warning  # under LITTLE_MOTION
 
     warning, error = precision_verdict(p, names, warn_deg=1.0, refuse_deg=1.5)
     assert warning is None and "no rig is returned" in error and "--max-uncertainty" in error

@@ -14,6 +14,7 @@ lower bound is degrees, and a calibration that says nothing returns a confident 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,10 +68,13 @@ def pair_rotation_sd_deg(R: np.ndarray, covariance: np.ndarray, focal_fixed: boo
 
 
 def motion_extent(X: np.ndarray, frame: np.ndarray, joint: np.ndarray) -> float:
-    """How far the person moves, in units of the body's own size: the RMS distance of the
-    per-frame body centres (the median of the frame's joints) from their median, over the median
-    distance of a frame's joints from its centre (0 for a person who does not move; a few for one
-    walking across a room; NaN when no frame has 3 points or more). Medians, so that a few wrongly
+    """How far the person, or their limbs, move, in units of the body's own size: the larger of
+    the RMS distance of the per-frame body centres (the median of the frame's joints) from their
+    median, and the 90th percentile over landmarks of a landmark's median distance from its own
+    median position — so that arms raised in place count as motion, not only walking. Over the
+    median distance of a frame's joints from its centre (the body's size). 0 for a person who
+    does not move (plus the triangulation noise: ~0.1 with detector-like noise), a few for one
+    walking across a room, NaN when no frame has 3 points or more. Medians, so that a few wrongly
     triangulated points do not count as motion.
 
     Args:
@@ -89,10 +93,15 @@ def motion_extent(X: np.ndarray, frame: np.ndarray, joint: np.ndarray) -> float:
     if not full.any():
         return float("nan")
     grid = grid[full]
-    centre = np.nanmedian(grid, axis=1)  # (F, 3)
-    size = float(np.nanmedian(np.linalg.norm(grid - centre[:, None], axis=-1)))
-    spread = float(np.sqrt(np.mean(np.sum((centre - np.median(centre, 0)) ** 2, -1))))
-    return spread / max(size, 1e-12)
+    with warnings.catch_warnings():  # landmarks never seen: all-NaN slices
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(grid, axis=1)  # (F, 3)
+        size = float(np.nanmedian(np.linalg.norm(grid - centre[:, None], axis=-1)))
+        spread = float(np.sqrt(np.mean(np.sum((centre - np.median(centre, 0)) ** 2, -1))))
+        own = np.nanmedian(np.linalg.norm(grid - np.nanmedian(grid, axis=0), axis=-1), axis=0)  # (J,)
+    own = own[np.isfinite(own)]
+    limbs = float(np.percentile(own, 90)) if own.size else 0.0
+    return max(spread, limbs) / max(size, 1e-12)
 
 
 @dataclass(frozen=True)
@@ -157,10 +166,10 @@ def rig_precision(R: np.ndarray, covariance: np.ndarray, frames: int, motion: fl
 FEW_FRAMES = 20
 LITTLE_MOTION = 0.5
 #: Below this :func:`motion_extent` the person stands still: a warning whatever the bound, which
-#: cannot show a detector's errors repeated in every frame (measured, benchmarks/precision_bench.py:
-#: a synthetic person standing still or swaying by 2 cm for 200 frames gave 0.07-0.09 and rigs
-#: 1.4-3.0° off on average with bounds of 0.7-0.8°; every real session of ../shared 0.33-0.84, a
-#: 50-frame walk 0.42).
+#: cannot show a detector's errors repeated in every frame (measured, benchmarks/precision_bench.py
+#: and footage_bench.py: a synthetic person standing still or swaying by 2 cm for 200 frames gave
+#: ~0.1 and rigs 1.4-3.0° off on average with bounds of 0.7-0.8°; every real session of ../shared
+#: 0.35 or more, a 50-frame walk 0.5).
 STILL = 0.2
 
 
@@ -184,7 +193,7 @@ def precision_verdict(
     if not worst > min(warn_deg, refuse_deg if refuse_deg is not None else warn_deg):
         if precision.motion < STILL:
             return (
-                f"the person hardly moves (the body's centre spreads {precision.motion:.2f} x the body's size "
+                f"the person hardly moves (body and limbs move {precision.motion:.2f} x the body's size "
                 f"over {precision.frames} frames): the rig rests on a few distinct poses, and a detector repeats "
                 f"its errors in every frame, which the rig precision bound (±{worst:.1f}° on the worst pair) "
                 "cannot show (a synthetic person standing still gave rigs 1.4-3.0° off against bounds of "
@@ -198,7 +207,7 @@ def precision_verdict(
         causes.append(f"only {n} frame{' shows' if n == 1 else 's show'} the person in two or more views")
     if precision.motion < LITTLE_MOTION:
         causes.append(
-            f"the person hardly moves (the body's centre spreads {precision.motion:.2f} x the body's size)"
+            f"the person hardly moves (body and limbs move {precision.motion:.2f} x the body's size)"
         )
     fixed = precision.rotation_sd_focal_fixed_deg
     if fixed is not None and np.isfinite(worst) and float(np.max(fixed)) < 0.5 * worst:
@@ -225,7 +234,7 @@ def precision_verdict(
                 f"camera {names[c]!r} is the least constrained (its pairs' bounds are {ratios[c]:.1f} x the others')"
             )
     why = "; ".join(causes) or (
-        f"{precision.frames} frames in which the body's centre spreads {precision.motion:.2f} x the body's size: "
+        f"{precision.frames} frames in which body and limbs move {precision.motion:.2f} x the body's size: "
         "the views overlap little or the detections are noisy"
     )
     remedy = "Film the person moving through the shared view for longer" + (
