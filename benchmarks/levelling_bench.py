@@ -1,0 +1,115 @@
+"""Which way is up, from the person alone: the body axes a levelled world could use, against
+the vertical of motion capture (issue #11, item 5). Prints JSON.
+
+For motion-capture clips of ``../shared/data/mocap`` (CMU and Bandai-Namco BVH, read in place,
+Human3.6M joints, world z up), per clip: the angle from vertical of the median direction
+(component-wise median of the per-frame unit vectors, as ``world.level_world`` takes it) of
+ankles → head, ankles → shoulders, ankles → thorax, hips → shoulders and knees → shoulders
+(midpoints of left and right), and the tilt of ``level_world``'s own up axis (whatever method it
+picks: the floor plane when the feet cover a floor patch, else ankles → shoulders). Summaries:
+median, 90th percentile and max over clips. The real-footage counterpart is ``footage_bench.py``
+(``levelling_with_lab_rig``: the Pose2Sim demo triangulated through the lab's rig).
+
+    PYTHONPATH=src python benchmarks/levelling_bench.py [--clips N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from epipolarpose.camera import Camera, Rig  # noqa: E402
+from epipolarpose.mocap import load_mocap  # noqa: E402
+from epipolarpose.skeleton import H36M_JOINTS  # noqa: E402
+from epipolarpose.world import level_world  # noqa: E402
+from footage_bench import _library  # noqa: E402
+
+MOCAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"
+J = {n: i for i, n in enumerate(H36M_JOINTS)}
+
+
+def _tilt(v: np.ndarray) -> float:
+    """Angle (degrees) from +z of the median direction of the vectors v (F, 3)."""
+    v = v[np.isfinite(v).all(-1)]
+    v = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    m = np.median(v, axis=0)
+    return float(np.degrees(np.arccos(np.clip(m[2] / np.linalg.norm(m), -1, 1))))
+
+
+def axes(X: np.ndarray) -> dict[str, float]:
+    """The candidate axes' tilts of one clip's poses X (F, 17, 3), world z up."""
+
+    def mid(a: str, b: str) -> np.ndarray:
+        return X[:, [J[a], J[b]]].mean(1)
+
+    ankles, shoulders = mid("RFoot", "LFoot"), mid("RShoulder", "LShoulder")
+    return {
+        "ankles_to_head": _tilt(X[:, J["Head"]] - ankles),
+        "ankles_to_shoulders": _tilt(shoulders - ankles),
+        "ankles_to_thorax": _tilt(X[:, J["Thorax"]] - ankles),
+        "hips_to_shoulders": _tilt(shoulders - mid("RHip", "LHip")),
+        "knees_to_shoulders": _tilt(shoulders - mid("RKnee", "LKnee")),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clips", type=int, default=0, help="clips sampled (seeded); 0: all")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "levelling_bench.json")
+    args = ap.parse_args()
+    files = sorted(MOCAP.glob("*/*.bvh"))
+    random.Random(0).shuffle(files)
+    if args.clips:
+        files = files[: args.clips]
+    rig = Rig([Camera(K=np.eye(3), R=np.eye(3), t=np.zeros(3), name="cam0")])  # level_world needs a camera 0
+    t0 = time.perf_counter()
+    per_clip: dict[str, Any] = {}
+    for f in files:
+        X = load_mocap(f, fps=25).poses
+        row = axes(X)
+        lev = level_world(rig, X)
+        if lev is not None:
+            row["level_world"] = float(np.degrees(np.arccos(np.clip(lev.R[2, 2], -1, 1))))
+            row["level_world_method"] = lev.up
+        per_clip[f"{f.parent.name}/{f.name}"] = row
+    keys = [k for k in next(iter(per_clip.values())) if k != "level_world_method"]
+    summary = {}
+    for k in keys:
+        v = np.array([r[k] for r in per_clip.values() if k in r])
+        summary[k] = {
+            "median": float(np.median(v)),
+            "p90": float(np.percentile(v, 90)),
+            "max": float(v.max()),
+        }
+    methods = [r.get("level_world_method") for r in per_clip.values()]
+    summary["level_world_methods"] = {m: methods.count(m) for m in sorted(set(map(str, methods)))}
+    result = {
+        "benchmark": "levelling",
+        "date": datetime.datetime.now().isoformat(timespec="minutes"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
+        "command": "python " + " ".join(sys.argv),
+        "library": _library(),
+        "clips": len(per_clip),
+        "summary_deg": summary,
+        "per_clip_deg": per_clip,
+        "seconds": time.perf_counter() - t0,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "per_clip_deg"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
