@@ -1009,12 +1009,8 @@ def main() -> None:
     table = readme_floors(FOOTAGE / "README.md")
     folders = {d.name: run_folder(d, args, _readme_for(table, d.name)) for d in available}
     result = {
-        "benchmark": "footage",
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
-        "command": "python " + " ".join(sys.argv),
+        **run_header("footage"),
         "mediapipe": _version("mediapipe"),
-        "library": _library(),
         "shared": str(SHARED),
         "settings": {
             "detector": "mediapipe, model_complexity 1, mode auto (static below 15 fps)",
@@ -1034,11 +1030,27 @@ def main() -> None:
         "folders": folders,
         "seconds": time.perf_counter() - t0,
     }
-    result = _r(result)
-    text = json.dumps(result, indent=1)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    write_result(_r(result), args.out)
+
+
+def run_header(benchmark: str) -> dict[str, Any]:
+    """The fields a benchmark's JSON starts with: its name, the date and time, the machine, the
+    command and the library checkout (:func:`_library`)."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.datetime.now().isoformat(timespec="minutes"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
+        "command": "python " + " ".join(sys.argv),
+        "library": _library(),
+    }
+
+
+def write_result(result: dict[str, Any], out: Path, shown: dict[str, Any] | None = None) -> None:
+    """Write a benchmark's JSON to ``out`` and print it (or ``shown``, a shorter view)."""
+    text = json.dumps(result, indent=1, default=float)
+    print(text if shown is None else json.dumps(shown, indent=1, default=float))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
 
 
 def _library() -> str:

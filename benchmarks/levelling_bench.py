@@ -16,10 +16,6 @@ median, 90th percentile and max over clips. The real-footage counterpart is ``fo
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import random
 import sys
 import time
@@ -34,7 +30,7 @@ from epipolarpose.camera import Camera, Rig  # noqa: E402
 from epipolarpose.mocap import load_mocap  # noqa: E402
 from epipolarpose.skeleton import H36M_JOINTS  # noqa: E402
 from epipolarpose.world import level_world  # noqa: E402
-from footage_bench import _library  # noqa: E402
+from footage_bench import run_header, write_result  # noqa: E402
 
 MOCAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"
 J = {n: i for i, n in enumerate(H36M_JOINTS)}
@@ -96,19 +92,13 @@ def main() -> None:
     methods = [r.get("level_world_method") for r in per_clip.values()]
     summary["level_world_methods"] = {m: methods.count(m) for m in sorted(set(map(str, methods)))}
     result = {
-        "benchmark": "levelling",
-        "date": datetime.datetime.now().isoformat(timespec="minutes"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
-        "command": "python " + " ".join(sys.argv),
-        "library": _library(),
+        **run_header("levelling"),
         "clips": len(per_clip),
         "summary_deg": summary,
         "per_clip_deg": per_clip,
         "seconds": time.perf_counter() - t0,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps({k: v for k, v in result.items() if k != "per_clip_deg"}, indent=1))
+    write_result(result, args.out, shown={k: v for k, v in result.items() if k != "per_clip_deg"})
 
 
 if __name__ == "__main__":

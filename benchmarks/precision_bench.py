@@ -22,10 +22,8 @@ calibrations) is in ``footage_bench.py`` (``ours.*.precision``).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -44,7 +42,7 @@ from epipolarpose.geometry.calibration import CalibrationOptions, calibrate  # n
 from epipolarpose.geometry.precision import precision_verdict  # noqa: E402
 from epipolarpose.mocap import DEFAULT_BVH, load_mocap  # noqa: E402
 from epipolarpose.synthetic import NoiseModel, default_rig, synthesize  # noqa: E402
-from footage_bench import _library  # noqa: E402
+from footage_bench import run_header, write_result  # noqa: E402
 
 NOISE = {
     "default": NoiseModel(),
@@ -117,19 +115,13 @@ def main() -> None:
                 subsets[key] = one_case(walk[:n], sub, NOISE["default"], with_k)
                 print(key, json.dumps(subsets[key]), file=sys.stderr, flush=True)
     result = {
-        "benchmark": "precision",
-        "date": datetime.datetime.now().isoformat(timespec="minutes"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
-        "command": "python " + " ".join(sys.argv),
-        "library": _library(),
+        **run_header("precision"),
         "limits": {"warn_deg": DEFAULTS.warn_uncertainty_deg, "refuse_deg": DEFAULTS.max_uncertainty_deg},
         "clips": cases,
         "cameras": subsets,
     }
     result["seconds"] = time.perf_counter() - t0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=float))
-    print(json.dumps(result, indent=1, default=float))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,7 @@ the truth.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -50,7 +47,7 @@ from epipolarpose.formats import Poses2D  # noqa: E402
 from epipolarpose.geometry.calibration import calibrate, calibration_detections  # noqa: E402
 from epipolarpose.geometry.observations import apply_intrinsics  # noqa: E402
 from epipolarpose.labelling import LabelOptions, synchronize  # noqa: E402
-from footage_bench import FOOTAGE, _library, shift_cameras, sync_draws  # noqa: E402
+from footage_bench import FOOTAGE, run_header, shift_cameras, sync_draws, write_result  # noqa: E402
 
 SESSIONS = ("caliscope_charuco_calibration", "caliscope_post_optimization")
 
@@ -191,19 +188,13 @@ def main() -> None:
     draws = sync_draws(4, 6, 0)
     t0 = time.perf_counter()
     result = {
-        "benchmark": "sync_variants",
-        "date": datetime.datetime.now().isoformat(timespec="minutes"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
-        "command": "python " + " ".join(sys.argv),
-        "library": _library(),
+        **run_header("sync_variants"),
         "draws": draws,
         "variants": variants(args.cache, draws),
         "objective": objective(args.cache, draws),
     }
     result["seconds"] = time.perf_counter() - t0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=float))
-    print(json.dumps(result, indent=1, default=float))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":
