@@ -69,7 +69,7 @@ import numpy as np  # noqa: E402
 from epipolarpose.camera import Rig  # noqa: E402
 from epipolarpose.errors import InputError  # noqa: E402
 from epipolarpose.formats import Poses2D  # noqa: E402
-from epipolarpose.geometry.alignment import align_rigs, rotation_angle_deg  # noqa: E402
+from epipolarpose.geometry.alignment import align_rigs, pairwise_rotation_errors_deg  # noqa: E402
 from epipolarpose.geometry.calibration import CalibrationOptions, calibrate  # noqa: E402
 from epipolarpose.geometry.triangulation import triangulate_rig  # noqa: E402
 from epipolarpose.labelling import LabelOptions, label_poses  # noqa: E402
@@ -415,12 +415,7 @@ def main() -> None:
 
 def _rotations(est: Rig, true: Rig) -> dict:
     """Relative rotation errors of every camera pair (degrees)."""
-    C = len(true)
-    e = [
-        rotation_angle_deg(est.relative_pose(i, j)[0], true.relative_pose(i, j)[0])
-        for i in range(C)
-        for j in range(i + 1, C)
-    ]
+    e = pairwise_rotation_errors_deg(est, true).tolist()
     return {
         "pairwise_rotation_error_deg": e,
         "max_pairwise_rotation_error_deg": max(e),

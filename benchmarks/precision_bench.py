@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 from epipolarpose.camera import Rig  # noqa: E402
 from epipolarpose.errors import InputError  # noqa: E402
-from epipolarpose.geometry.alignment import rotation_angle_deg  # noqa: E402
+from epipolarpose.geometry.alignment import pairwise_rotation_errors_deg  # noqa: E402
 from epipolarpose.geometry.calibration import CalibrationOptions, calibrate  # noqa: E402
 from epipolarpose.geometry.precision import precision_verdict  # noqa: E402
 from epipolarpose.mocap import DEFAULT_BVH, load_mocap  # noqa: E402
@@ -51,18 +51,6 @@ NOISE = {
 DEFAULTS = CalibrationOptions()
 
 
-def pair_errors(est: Rig, true: Rig) -> np.ndarray:
-    """Relative rotation error of every camera pair (degrees)."""
-    C = len(true)
-    return np.array(
-        [
-            rotation_angle_deg(est.relative_pose(i, j)[0], true.relative_pose(i, j)[0])
-            for i in range(C)
-            for j in range(i + 1, C)
-        ]
-    )
-
-
 def one_case(motion: np.ndarray, rig: Rig, noise: NoiseModel, with_k: bool) -> dict[str, Any]:
     """Calibrate without any limit, then say what the default limits would have done."""
     p2, _ = synthesize(motion, rig, noise, seed=0)
@@ -73,7 +61,7 @@ def one_case(motion: np.ndarray, rig: Rig, noise: NoiseModel, with_k: bool) -> d
         est, rep = calibrate(p2, CalibrationOptions(max_uncertainty_deg=None))
     except InputError as e:
         return {"outcome": "error", "error": str(e)}
-    err, sd = pair_errors(est, rig), rep.precision.rotation_sd_deg
+    err, sd = pairwise_rotation_errors_deg(est, rig), rep.precision.rotation_sd_deg
     warning, error = precision_verdict(
         rep.precision, list(p2.camera_names), DEFAULTS.warn_uncertainty_deg, DEFAULTS.max_uncertainty_deg
     )

@@ -11,6 +11,7 @@ from epipolarpose.geometry.alignment import (
     align_rigs,
     apply_similarity,
     optimal_scale,
+    pairwise_rotation_errors_deg,
     procrustes,
     rotation_angle_deg,
 )
@@ -152,6 +153,13 @@ def test_align_rigs_reports_a_rotated_camera(rig_s9):
     rel = dict(zip(map(tuple, rep["pairs"]), rep["pairwise_rotation_error_deg"]))
     for (i, j), e in rel.items():
         assert e == pytest.approx(2.0 if 2 in (i, j) else 0.0, abs=1e-4)
+    # the same without any alignment, in whatever world frame and scale the estimate is in
+    moved = est.transformed(
+        Rotation.from_rotvec([0.4, -1.0, 0.2]).as_matrix(), np.array([5.0, 0, 1]), scale=0.01
+    )
+    np.testing.assert_allclose(
+        pairwise_rotation_errors_deg(moved, rig_s9), rep["pairwise_rotation_error_deg"], atol=1e-6
+    )
     # centres were not moved; the chordal-mean alignment spreads the 2° over all cameras a little
     assert max(rep["rotation_error_deg"]) < 2.0
     assert rep["summary"]["center_error"]["max"] < 0.05 * 4000  # well under 5 % of the distance

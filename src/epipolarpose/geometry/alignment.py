@@ -138,6 +138,17 @@ def _angle_between_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(cross, (a * b).sum(-1)))
 
 
+def pairwise_rotation_errors_deg(rig_est: Rig, rig_true: Rig) -> np.ndarray:
+    """Relative rotation error (degrees) of every camera pair ``i < j`` (in
+    ``itertools.combinations`` order): (C (C - 1) / 2,). Gauge-free: it needs no alignment."""
+    return np.array(
+        [
+            float(rotation_angle_deg(rig_est.relative_pose(i, j)[0], rig_true.relative_pose(i, j)[0]))
+            for i, j in combinations(range(len(rig_true)), 2)
+        ]
+    )
+
+
 def align_rigs(rig_est: Rig, rig_true: Rig) -> tuple[Rig, dict[str, Any]]:
     """Align an estimated rig (any units and world frame) onto the true rig and measure its error.
 
@@ -183,13 +194,12 @@ def align_rigs(rig_est: Rig, rig_true: Rig) -> tuple[Rig, dict[str, Any]]:
     rot_err = rotation_angle_deg(aligned.R, rig_true.R)
     center_err = np.linalg.norm(aligned.centers - ct, axis=-1)
     pairs = list(combinations(range(C), 2))
-    rel_rot, base_dir = [], []
-    for i, j in pairs:
-        Rei, tei = rig_est.relative_pose(i, j)
-        Rti, tti = rig_true.relative_pose(i, j)
-        rel_rot.append(float(rotation_angle_deg(Rei, Rti)))
-        base_dir.append(float(_angle_between_deg(tei, tti)))
-    rel_rot_a, base_a = np.asarray(rel_rot), np.asarray(base_dir)
+    rel_rot_a = pairwise_rotation_errors_deg(rig_est, rig_true)
+    base_dir = [
+        float(_angle_between_deg(rig_est.relative_pose(i, j)[1], rig_true.relative_pose(i, j)[1]))
+        for i, j in pairs
+    ]
+    rel_rot, base_a = rel_rot_a.tolist(), np.asarray(base_dir)
 
     def _stats(a: np.ndarray) -> dict[str, float]:
         return {"mean": float(a.mean()) if a.size else 0.0, "max": float(a.max()) if a.size else 0.0}
