@@ -47,7 +47,7 @@ def test_covariance_predicts_the_scatter_of_noisy_adjustments(refine_focal):
     f = rig.K[:, 0, 0]
     cam_idx, pt_idx = np.repeat(np.arange(C), N), np.tile(np.arange(N), C)
     sigma_px = 2.0
-    options = BundleOptions(loss="linear", refine_focal=refine_focal)
+    options = BundleOptions(loss="linear", refine_focal=refine_focal, covariance=True)
     errors, focal, predicted, focal_sd = [], [], [], []
     for _ in range(60):
         noisy = obs + rng.normal(size=obs.shape) * sigma_px / f[:, None, None]
@@ -243,6 +243,8 @@ def test_an_exact_fit_leaves_the_covariance_undetermined():
         obs = np.stack([(X @ c.R.T + c.t)[:, :2] / (X @ c.R.T + c.t)[:, 2:] for c in two])
         obs = obs + rng.normal(size=obs.shape) * 2 / f[:, None, None]
         cam_idx, pt_idx = np.repeat(np.arange(2), n), np.tile(np.arange(n), 2)
-        res = bundle_adjust(R, t, X, f, BundleObservations(cam_idx, pt_idx, obs.reshape(-1, 2)))
+        observations = BundleObservations(cam_idx, pt_idx, obs.reshape(-1, 2))
+        assert bundle_adjust(R, t, X, f, observations).covariance is None  # not asked for
+        res = bundle_adjust(R, t, X, f, observations, BundleOptions(covariance=True))
         assert np.isfinite(res.covariance).all() == determined
         assert np.isfinite(pair_rotation_sd_deg(res.R, res.covariance)).all() == determined

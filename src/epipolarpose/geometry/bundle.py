@@ -44,7 +44,7 @@ class BundleResult:
             eliminated, final robust weights), ``sigma²`` the weighted residual variance per degree
             of freedom and the scale gauge fixed. It is the scatter the observations' own noise
             would cause, a lower bound on the error when their errors are correlated; inf where
-            the parameters are not determined.
+            the parameters are not determined; None unless ``BundleOptions.covariance``.
     """
 
     R: np.ndarray
@@ -88,6 +88,8 @@ class BundleOptions:
         max_nfev: evaluations per IRLS round; irls_rounds: reweighting rounds at most.
         settle_deg: reweighting stops once a round turns no camera by more than this (and moves
             no camera centre by more than the same fraction of a radian of its baseline).
+        covariance: also compute :attr:`BundleResult.covariance` (one more evaluation of the
+            normal equations at the end; callers that only rank or warm-start rigs skip it).
     """
 
     refine_focal: bool = False
@@ -96,6 +98,7 @@ class BundleOptions:
     max_nfev: int = 30
     irls_rounds: int = 3
     settle_deg: float = 0.0
+    covariance: bool = False
 
 
 #: Bounds of the focal-length factors bundle adjustment may apply.
@@ -420,5 +423,7 @@ def bundle_adjust(
     Xp = prob.refine_points(Rs, ts, s, prob.triangulate(Rs, ts, s, Xp), iters=3)
     e1 = (prob.pixel_errors(Rs, ts, s, Xp) * S)[seen]
     med1 = float(np.median(e1)) if e1.size else 0.0
-    cov = prob.covariance(Rs, ts, s, Xp) if prob.nc + prob.nf else np.zeros((0, 0))
+    cov = None
+    if options.covariance:
+        cov = prob.covariance(Rs, ts, s, Xp) if prob.nc + prob.nf else np.zeros((0, 0))
     return BundleResult(Rs, ts, Xp, np.asarray(s, dtype=np.float64).copy(), med0, med1, nfev, ok, cov)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ __all__ = ["RigPrecision", "motion_extent", "pair_rotation_sd_deg", "precision_v
 
 
 def _pairs(num_cameras: int) -> list[tuple[int, int]]:
-    return [(i, j) for i in range(num_cameras) for j in range(i + 1, num_cameras)]
+    return list(combinations(range(num_cameras), 2))
 
 
 def pair_rotation_sd_deg(R: np.ndarray, covariance: np.ndarray, focal_fixed: bool = False) -> np.ndarray:

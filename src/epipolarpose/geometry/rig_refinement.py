@@ -47,6 +47,8 @@ class RefinementOptions:
         irls_rounds, max_nfev: of each adjustment (see :class:`~.bundle.BundleOptions`).
         refine_focal: also estimate a focal-length factor per camera.
         min_count: observations a landmark (and side) needs for a sigma of its own.
+        covariance: the last adjustment's covariance (:attr:`RobustFit.covariance`); off for the
+            quick adjustments that only rank starting rigs.
     """
 
     min_score: float = 0.3
@@ -58,6 +60,7 @@ class RefinementOptions:
     max_nfev: int = 100
     refine_focal: bool = False
     min_count: int = 20
+    covariance: bool = True
 
 
 @dataclass
@@ -237,7 +240,11 @@ def robust_bundle_adjustment(
         bundle_obs = BundleObservations(obs.cam, obs.point, obs.xy, obs.w, s)
         # every round but the last only needs a rig good enough to measure the noise scales
         last = k == options.rounds - 1
-        opts = ba_options if last else replace(ba_options, irls_rounds=max(1, options.irls_rounds // 2))
+        opts = (
+            replace(ba_options, covariance=options.covariance)
+            if last
+            else replace(ba_options, irls_rounds=max(1, options.irls_rounds // 2))
+        )
         ba = bundle_adjust(R, t, X, focal, bundle_obs, opts)
         R, t, X, scale = ba.R, ba.t, ba.X, ba.focal_scale
         error = _errors(R, t, focal, scale, X, obs)
@@ -267,5 +274,6 @@ def rig_cost(
         irls_rounds=2,
         max_nfev=15,
         refine_focal=options.refine_focal,
+        covariance=False,
     )
     return robust_bundle_adjustment(views, R, t, sigma0, quick)
