@@ -190,3 +190,44 @@ def test_rig_check_names_a_camera_it_keeps_at_zero_against_the_tracks(walk, rig_
     assert not any(w.startswith(f"warning: {names[2]} offset") for w in checked.warnings)
     quiet = check_with_rig(p2d, res, lambda _p: rig, opts)
     assert not any("kept at 0" in w for w in quiet.warnings)
+
+
+def test_shared_motion_known_answer():
+    """The share of motion two tracks can check against each other at an offset: camera a moves
+    1 px/frame over 20 frames (squared speed 1 at frames 1-18), camera b likewise but sees frames
+    0-9 only (speed known at 1-8). At offset d, camera a's frame t meets b's frame t - d."""
+    from epipolarpose.sync import _PairCosts
+
+    T = 20
+    x = np.zeros((2, T, 1, 2))
+    x[:, :, 0, 0] = np.arange(T)
+    x[1, 10:] = np.nan
+    costs = _PairCosts(x, reach=19, min_share=0.2)
+    share = costs.shared_motion(0, 1)
+    # d = 0: b's whole motion (8/8); d = 15: b frames 0-4 (4/8, a 15-19: 4/18); d = -5: b 5-9 (4/8);
+    # d = 18: b frames 0-1 (1/8), a frames 18-19 (1/18)
+    for d, want in [(0, 1.0), (15, 0.5), (-5, 0.5), (18, 0.125), (-19, 0.0)]:
+        assert share[d + 19] == pytest.approx(want), d
+    assert costs.comparable(0, 1, 15) and not costs.comparable(0, 1, 18)
+    assert np.isnan(costs.refit(0, 1, 18, 100))  # not scored
+
+
+def test_camera_seeing_the_person_in_part_of_the_clip_is_named(walk, rig_s9):
+    """A camera that sees the person in fewer than ``min_overlap`` of the frames is named: its
+    offset rests on that part of the clip. The others are not, and the offsets are found."""
+    from dataclasses import replace
+
+    from epipolarpose.errors import InputError
+    from epipolarpose.synthetic import NoiseModel, synthesize
+
+    offs = (0, 3, -2, 0)
+    p2d, _ = synthesize(walk[100:160], _subset(rig_s9, [0, 1, 2, 3]), NoiseModel(time_offsets=offs), seed=1)
+    scores = p2d.scores.copy()
+    scores[1, 27:] = 0  # camera 1 loses the person after frame 26 (of 50)
+    res = estimate_offsets(replace(p2d, scores=scores), SyncOptions())
+    assert res.offsets.tolist() == list(offs)
+    named = [w for w in res.warnings if "sees the person in only" in w]
+    assert len(named) == 1 and named[0].startswith(f"warning: {p2d.camera_names[1]} ")
+    assert p2d.num_frames == 50 and "27 of the 50 frames" in named[0]
+    with pytest.raises(InputError, match="min_shared_motion"):
+        estimate_offsets(p2d, SyncOptions(min_shared_motion=1.5))

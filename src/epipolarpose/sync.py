@@ -16,7 +16,10 @@ pixels after removing lens distortion when ``K``/``dist`` are known.
    that two cameras keep ``min_overlap`` of the frames in common) against the reference camera,
    on a subsample of frames: a fundamental matrix fitted robustly (OpenCV USAC-MAGSAC) to the
    pooled correspondences of all overlapping frames and joints, cost = its RMS Sampson error
-   truncated at 3x the median (pixels).
+   truncated at 3x the median (pixels). Only offsets at which at least ``min_shared_motion`` of
+   one camera's motion falls on joints the other camera sees are scored (everywhere below too):
+   where a camera sees the person in part of the clip only, other offsets pair frames in which
+   the person hardly moves or is not seen, and those fit any geometry.
 2. Periodic motion (a walk) gives minima one cycle apart that fit almost equally well. The
    near-best local minima of every camera (within 30 % of its best, up to 3) are combined and
    the combination whose relative offsets fit best over *all* camera pairs (sum of the log
@@ -284,6 +287,14 @@ class SyncOptions:
             at every offset tried: on a short clip the search is narrowed to
             ``±floor(T (1 - min_overlap) / 2)`` (with a note). An offset that leaves few frames
             in common fits them easily: unchecked, a 57-frame clip gave offsets of 20-30 frames.
+            A camera that sees the person in fewer than this fraction of the frames is named in a
+            warning: its offset rests on part of the clip.
+        min_shared_motion: two cameras' tracks are only compared at offsets where at least this
+            fraction of one camera's motion (the summed squared speed of the joints it sees) falls
+            on joints the other camera sees. Where a camera sees the person only in part of
+            a clip, other offsets pair little or no motion and fit any geometry: on a 57-frame
+            session whose cameras each lose the person for a third of it, one camera was put 8-15
+            frames off in every recording without it.
     """
 
     max_offset: int = 30
@@ -296,6 +307,7 @@ class SyncOptions:
     margin: float = 0.05
     rig_rounds: int = 3
     min_overlap: float = 0.6
+    min_shared_motion: float = 0.2
 
 
 # a candidate needs correspondences from at least this many frames, and 15 of them
@@ -322,14 +334,59 @@ def _tracks(poses2d: Poses2D, options: SyncOptions) -> np.ndarray:
     return x
 
 
+def _speed2(x: np.ndarray) -> np.ndarray:
+    """Squared speed (C, T, J) of the tracks (C, T, J, 2), pixels² per frame² (central
+    differences; 0 where a neighbour is missing and at both ends)."""
+    speed2 = np.zeros(x.shape[:3])
+    speed2[:, 1:-1] = np.nan_to_num(np.sum((x[:, 2:] - x[:, :-2]) ** 2, -1) / 4)
+    return speed2
+
+
 class _PairCosts:
     """Correspondences of camera pairs at a relative offset, and their refitted epipolar costs
-    (memoised): the coarse and alias passes score the same offsets several times."""
+    (memoised): the coarse and alias passes score the same offsets several times.
 
-    def __init__(self, x: np.ndarray) -> None:
+    An offset d (|d| <= ``reach``) is only scored where at least ``min_share`` of one camera's
+    motion (summed squared speed of the joints it sees) falls on joints the other camera sees
+    (camera a at frame t, camera b at t - d; :meth:`comparable`). Where one camera sees the person
+    only in part of the clip, an offset that pairs that part with frames where the person hardly
+    moves or is not seen fits any geometry. (A share relative to the pair's best-matched offset
+    was tried first: it excluded true offsets of cameras with partial views on synthetic walks.)
+    """
+
+    def __init__(self, x: np.ndarray, reach: int, min_share: float) -> None:
         self.x = x
         self.seen = np.isfinite(x).all(-1)
+        self.speed2 = _speed2(x)
+        self.reach = reach
+        self.min_share = min_share
         self.memo: dict[tuple[int, int, int], float] = {}
+        self.shared: dict[tuple[int, int], np.ndarray] = {}
+
+    def shared_motion(self, i: int, j: int) -> np.ndarray:
+        """Share (2 * reach + 1,) of the motion that cameras i (frame t) and j (frame t - d) can
+        check against each other at every d in ``[-reach, reach]``: of each camera's motion (summed
+        squared speed of the joints it sees), the fraction recorded where the other camera sees
+        the same joint; the larger of the two cameras' fractions."""
+        if (i, j) not in self.shared:
+            T = self.x.shape[1]
+            own_i = max(float(np.sum(self.speed2[i] * self.seen[i])), 1e-12)
+            own_j = max(float(np.sum(self.speed2[j] * self.seen[j])), 1e-12)
+            out = np.zeros(2 * self.reach + 1)
+            for n, d in enumerate(range(-self.reach, self.reach + 1)):
+                t = _overlap(T, d)
+                both = self.seen[i][t] & self.seen[j][t - d]
+                out[n] = max(
+                    np.sum(self.speed2[i][t] * both) / own_i, np.sum(self.speed2[j][t - d] * both) / own_j
+                )
+            self.shared[i, j] = out
+        return self.shared[i, j]
+
+    def comparable(self, i: int, j: int, d: int) -> bool:
+        """Whether offset ``d`` of cameras i and j shares enough motion to be scored."""
+        if abs(d) > self.reach:
+            return False
+        return bool(self.shared_motion(i, j)[d + self.reach] >= self.min_share)
 
     def subsample(self, i: int, j: int, d: int, points: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """About ``points`` correspondences of cameras i (frame t) and j (frame t - d), every
@@ -342,6 +399,9 @@ class _PairCosts:
         """Robust RMS Sampson error of a fundamental matrix refitted at offset ``d`` (NaN: too
         little overlap)."""
         if (i, j, d) not in self.memo:
+            if not self.comparable(i, j, d):
+                self.memo[i, j, d] = np.nan
+                return np.nan
             a, b = self.subsample(i, j, d, points)
             self.memo[i, j, d] = np.nan if a is None else _epipolar_cost(a, b)
         return self.memo[i, j, d]
@@ -410,8 +470,7 @@ def _fine_offsets(
     pairs = [(i, j) for i in range(C) for j in range(i + 1, C)]
     shifts = np.arange(-2 * options.max_offset, 2 * options.max_offset + 1)
     # weights: squared speed of each joint (pixels / frame) -- still joints carry noise, no signal
-    speed2 = np.zeros(x.shape[:3])
-    speed2[:, 1:-1] = np.nan_to_num(np.sum((x[:, 2:] - x[:, :-2]) ** 2, -1) / 4)
+    speed2 = costs.speed2
     weight = speed2 + _WEIGHT_FLOOR * np.mean(speed2, axis=(1, 2), keepdims=True) + 1e-9
     curves: dict[tuple[int, int], np.ndarray] = {}
     fitted: dict[tuple[int, int], int] = {}
@@ -428,6 +487,7 @@ def _fine_offsets(
                 continue
             tau = 3 * float(np.median(sampson_error(Fm, a, b)))
             curve = _fixed_cost_curve(x[i], x[j], Fm, tau, shifts, _MIN_FRAMES, weight[i], weight[j])
+            curve[[not costs.comparable(i, j, int(s)) for s in shifts]] = np.nan
             if np.isfinite(curve).any():
                 # normalised, so that every pair weighs the same; too little overlap: the worst value
                 curve /= max(float(np.nanmin(curve)), 1e-12)
@@ -474,6 +534,21 @@ def _confidence(
     return conf, notes
 
 
+def _coverage_notes(seen: np.ndarray, names: list[str], min_overlap: float) -> list[str]:
+    """Warnings for the cameras that see the person (any joint, after smoothing) in fewer than
+    ``min_overlap`` of the frames: their offsets rest on part of the clip. ``seen``: (C, T, J)."""
+    T = seen.shape[1]
+    notes = []
+    for c, frames in enumerate(seen.any(-1).sum(1)):
+        if frames < min_overlap * T:
+            notes.append(
+                f"warning: {names[c]} sees the person in only {int(frames)} of the {T} frames: its offset rests "
+                "on that part of the clip and may be a few frames off; check it (e.g. a clap or a jump seen "
+                "by every camera) or pass the offsets you know"
+            )
+    return notes
+
+
 def estimate_offsets(poses2d: Poses2D, options: SyncOptions = SyncOptions()) -> SyncResult:
     """Estimate integer frame offsets of every camera against ``options.reference`` (see the
     module docstring for the method).
@@ -493,15 +568,18 @@ def estimate_offsets(poses2d: Poses2D, options: SyncOptions = SyncOptions()) -> 
         raise InputError(f"max_offset must be in [0, {T - 3}] for {T} frames, got {options.max_offset}")
     if not 0 <= options.min_overlap < 1:
         raise InputError(f"min_overlap must be in [0, 1), got {options.min_overlap}")
+    if not 0 <= options.min_shared_motion <= 1:
+        raise InputError(f"min_shared_motion must be in [0, 1], got {options.min_shared_motion}")
     cv2.setRNGSeed(options.seed)
     names = poses2d.camera_names
     options, range_note = search_range(options, T)
-    costs = _PairCosts(_tracks(poses2d, options))
+    costs = _PairCosts(_tracks(poses2d, options), 2 * options.max_offset, options.min_shared_motion)
     cands = np.arange(-options.max_offset, options.max_offset + 1)
     cost = _coarse_costs(costs, cands, names, options)
     offsets = _resolve_aliases(costs, cost, cands, options)
     offsets = _fine_offsets(costs, offsets, cands, options)
     conf, notes = _confidence(cost, offsets, cands, names, options, bool(range_note))
+    notes += _coverage_notes(costs.seen, names, options.min_overlap)
     cost[~np.isfinite(cost)] = np.nan
     return SyncResult(offsets, conf, cost, cands, options.reference, range_note + notes)
 
