@@ -62,6 +62,9 @@ def test_label_table_prints_a_dash_not_nan():
     text = s.format()
     assert "nan" not in text.lower() and "1.50" in text
     assert "-: no reprojection error" in text
+    s.quality = ["note: searched within ±5 frames", "cam b sees little"]
+    lines = s.format().splitlines()
+    assert "note: searched within ±5 frames" in lines and "warning: cam b sees little" in lines
 
 
 def test_pss_fit_says_which_files_it_writes(tmp_path):

@@ -195,7 +195,7 @@ class LabelSummary:
             lines.append(self.world)
         if self.calibration is not None:
             lines += self.calibration.notes()
-        lines += [f"warning: {w}" for w in self.warnings]
+        lines += [w if w.startswith("note: ") else f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
