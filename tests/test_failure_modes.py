@@ -212,6 +212,27 @@ def test_identity_switch_reports_the_other_person_in_exactly_the_given_frames(cm
     np.testing.assert_allclose(q2.keypoints[1, n0:][ok], expected[ok], atol=2e-3)
 
 
+def test_lost_segments_blank_exactly_the_given_frames_and_nothing_else(cmu50, rig_s9):
+    """``lost``: a camera's detector finds no person in the given frames (joints and native
+    landmarks missing, codes MISSING); every other detection is the same draw as without it."""
+    X = cmu50[:100]
+    noise = NoiseModel(native="blazepose", derived_offset_mm=B, lost=((2, 0.25, 0.75), (0, 0.9, 1.0)))
+    p2, _ = synthesize(X, rig_s9, noise, seed=4)
+    plain, _ = synthesize(X, rig_s9, replace(noise, lost=None), seed=4)
+    gone = np.zeros((4, 100), dtype=bool)
+    gone[2, 25:75] = gone[0, 90:] = True
+    assert (p2.scores[gone] == 0).all() and np.isnan(p2.keypoints[gone]).all()
+    assert (p2.scores_native[gone] == 0).all() and np.isnan(p2.keypoints_native[gone]).all()
+    assert (p2.extra["corrupted"][gone] == CORRUPTION_CODES["missing"]).all()
+    assert (p2.extra["corrupted_native"][gone] == CORRUPTION_CODES["missing"]).all()
+    np.testing.assert_array_equal(p2.keypoints[~gone], plain.keypoints[~gone])
+    np.testing.assert_array_equal(p2.scores_native[~gone], plain.scores_native[~gone])
+    assert plain.scores[gone].any()
+    # {camera: fraction} is the last fraction of the frames; the plain path (no failure modes) too
+    q2, _ = synthesize(X, rig_s9, NoiseModel(lost={3: 0.3}), seed=4)
+    assert (q2.scores[3, 70:] == 0).all() and q2.scores[3, :70].any(-1).all()
+
+
 def test_native_landmarks_carry_the_joints_detections_and_a_nose(cmu50, rig_s9, tmp_path):
     noise = NoiseModel(derived_offset_mm=B, face_on_back=True, native="blazepose", swap_prob=0.2)
     p2, _ = synthesize(cmu50, rig_s9, noise, seed=5)

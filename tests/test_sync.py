@@ -215,19 +215,23 @@ def test_shared_motion_known_answer():
 def test_camera_seeing_the_person_in_part_of_the_clip_is_named(walk, rig_s9):
     """A camera that sees the person in fewer than ``min_overlap`` of the frames is named: its
     offset rests on that part of the clip. The others are not, and the offsets are found."""
-    from dataclasses import replace
-
     from epipolarpose.errors import InputError
     from epipolarpose.synthetic import NoiseModel, synthesize
 
     offs = (0, 3, -2, 0)
-    p2d, _ = synthesize(walk[100:160], _subset(rig_s9, [0, 1, 2, 3]), NoiseModel(time_offsets=offs), seed=1)
-    scores = p2d.scores.copy()
-    scores[1, 27:] = 0  # camera 1 loses the person after frame 26 (of 50)
-    res = estimate_offsets(replace(p2d, scores=scores), SyncOptions())
+    # camera 1 loses the person from frame 27 of 50 (round(0.54 * 50))
+    noise = NoiseModel(time_offsets=offs, lost=((1, 0.54, 1.0),))
+    p2d, _ = synthesize(walk[100:160], _subset(rig_s9, [0, 1, 2, 3]), noise, seed=1)
+    assert (p2d.scores[1, 27:] == 0).all() and np.isnan(p2d.keypoints[1, 27:]).all()
+    assert p2d.scores[1, 26].any() and (p2d.extra["corrupted"][1, 27:] == 3).all()
+    res = estimate_offsets(p2d, SyncOptions())
     assert res.offsets.tolist() == list(offs)
     named = [w for w in res.warnings if "sees the person in only" in w]
     assert len(named) == 1 and named[0].startswith(f"warning: {p2d.camera_names[1]} ")
     assert p2d.num_frames == 50 and "27 of the 50 frames" in named[0]
     with pytest.raises(InputError, match="min_shared_motion"):
         estimate_offsets(p2d, SyncOptions(min_shared_motion=1.5))
+    with pytest.raises(InputError, match="lost segment"):
+        NoiseModel(lost=((1, 0.8, 0.2),))
+    with pytest.raises(InputError, match="lost names camera 7"):
+        synthesize(walk[:20], _subset(rig_s9, [0, 1]), NoiseModel(lost={7: 0.5}))

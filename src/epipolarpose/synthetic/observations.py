@@ -21,7 +21,8 @@ Before the noise, optional **detector failure modes** change *which 3D point* ea
 detector marks (:func:`detector_points`; all off by default, see :class:`NoiseModel`): view-dependent
 offsets of the derived and face joints (``derived_offset_mm``), a face hallucinated on back views
 (``face_on_back``) and identity switches to a second person (``identity_switch``). ``native``
-also emits a BlazePose-like set of the detector's own landmarks (``keypoints_native``).
+also emits a BlazePose-like set of the detector's own landmarks (``keypoints_native``). After
+the noise, ``lost`` segments blank a camera's frames: its detector finds no person there.
 
 What happened to every joint is recorded in ``Poses2D.extra["corrupted"]`` (C, F, J) uint8, see
 :data:`CORRUPTION_CODES`. Every part draws from its own random stream (children of
@@ -129,6 +130,12 @@ class NoiseModel:
             frames ``round(start * F) <= i < round(end * F)`` that camera's detector follows a second person
             and reports its joints. A mapping ``{camera: fraction}`` is short for the last
             ``fraction`` of the frames, ``(camera, 1 - fraction, 1)``.
+        lost: segments ``(camera, start, end)`` (fractions of the frames, as ``identity_switch``;
+            a mapping ``{camera: fraction}`` is the last ``fraction``) in which that camera's
+            detector finds no person: every joint (and native landmark) missing, code
+            ``MISSING``. Real cameras lose a person who leaves the view or is occluded: each
+            camera of a 57-frame session of ``../shared/data/footage`` sees the person in only
+            53-100 % of the frames, in different parts of the clip.
         second_person: (F, J, 3) world poses of the second person; None: the same motion
             ``second_person_delay`` frames later (cyclic) displaced by ``second_person_shift_mm``.
         second_person_shift_mm: displacement of the default second person (world, mm).
@@ -151,6 +158,7 @@ class NoiseModel:
     derived_offset_mm: float = 0.0
     face_on_back: bool = False
     identity_switch: tuple[tuple[int, float, float], ...] | None = None
+    lost: tuple[tuple[int, float, float], ...] | None = None
     second_person: np.ndarray | None = field(default=None, compare=False, repr=False)
     second_person_shift_mm: tuple[float, float, float] = (1500.0, 0.0, 0.0)
     second_person_delay: int | None = None
@@ -173,7 +181,9 @@ class NoiseModel:
             raise InputError(f"noise: derived_offset_mm must be finite, got {self.derived_offset_mm}")
         self.face_on_back = bool(self.face_on_back)
         if self.identity_switch is not None:
-            self.identity_switch = _switch_segments(self.identity_switch)
+            self.identity_switch = _switch_segments(self.identity_switch, "identity_switch")
+        if self.lost is not None:
+            self.lost = _switch_segments(self.lost, "lost")
         if self.second_person is not None:
             self.second_person = np.asarray(self.second_person, dtype=np.float64)
         shift = np.asarray(self.second_person_shift_mm, dtype=np.float64)
@@ -205,9 +215,9 @@ class NoiseModel:
         return json.dumps(d)
 
 
-def _switch_segments(value) -> tuple[tuple[int, float, float], ...]:
-    """``identity_switch`` as ``(camera, start, end)`` segments (a mapping ``{camera: fraction}``
-    is the last ``fraction`` of the frames)."""
+def _switch_segments(value, name: str) -> tuple[tuple[int, float, float], ...]:
+    """``identity_switch`` or ``lost`` (``name``) as ``(camera, start, end)`` segments (a mapping
+    ``{camera: fraction}`` is the last ``fraction`` of the frames)."""
     items = [(c, 1.0 - f, 1.0) for c, f in value.items()] if isinstance(value, Mapping) else list(value)
     out = []
     for item in items:
@@ -215,15 +225,37 @@ def _switch_segments(value) -> tuple[tuple[int, float, float], ...]:
             c, lo, hi = item
             seg = (int(c), float(lo), float(hi))
         except (TypeError, ValueError):
-            raise InputError(
-                f"noise: identity_switch needs (camera, start, end) segments, got {item!r}"
-            ) from None
+            raise InputError(f"noise: {name} needs (camera, start, end) segments, got {item!r}") from None
         if seg[0] < 0 or not 0 <= seg[1] <= seg[2] <= 1:
-            raise InputError(
-                f"noise: identity_switch segment {item!r} needs a camera >= 0 and 0 <= start <= end <= 1"
-            )
+            raise InputError(f"noise: {name} segment {item!r} needs a camera >= 0 and 0 <= start <= end <= 1")
         out.append(seg)
     return tuple(out)
+
+
+def _lose(
+    segments: tuple[tuple[int, float, float], ...],
+    C: int,
+    kp: np.ndarray,
+    scores: np.ndarray,
+    code: np.ndarray,
+    native: dict,
+    code_native: np.ndarray | None,
+) -> None:
+    """``NoiseModel.lost``, in place: every joint of the segments' camera frames (``kp`` (C, F, J, 2),
+    ``scores``/``code`` (C, F, J), and the native landmarks in ``native`` with their codes) missing."""
+    F = kp.shape[1]
+    for c, lo, hi in segments:
+        if c >= C:
+            raise InputError(f"noise: lost names camera {c}, but the rig has {C} cameras")
+        f = slice(int(round(lo * F)), int(round(hi * F)))
+        kp[c, f] = np.nan
+        scores[c, f] = 0.0
+        code[c, f] = MISSING
+        if native:
+            native["keypoints_native"][c, f] = np.nan
+            native["scores_native"][c, f] = 0.0
+        if code_native is not None:
+            code_native[c, f] = MISSING
 
 
 def default_rig() -> Rig:
@@ -304,6 +336,8 @@ def synthesize(
         if marked.native is not None:
             native = _native_detections(marked, kp, scores, code, target, seen, rig, in_clip, noise, seed)
             extra["corrupted_native"] = native.pop("code")
+    if noise is not None and noise.lost:
+        _lose(noise.lost, len(rig), kp, scores, code, native, extra.get("corrupted_native"))
     poses2d = Poses2D(
         keypoints=kp,
         scores=scores,
