@@ -49,6 +49,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.signal import fftconvolve
 
 from .camera import Rig, undistort_normalized
 from .errors import InputError
@@ -367,19 +368,20 @@ class _PairCosts:
         """Share (2 * reach + 1,) of the motion that cameras i (frame t) and j (frame t - d) can
         check against each other at every d in ``[-reach, reach]``: of each camera's motion (summed
         squared speed of the joints it sees), the fraction recorded where the other camera sees
-        the same joint; the larger of the two cameras' fractions."""
+        the same joint; the larger of the two cameras' fractions. (Cross-correlations over time,
+        by FFT.)"""
         if (i, j) not in self.shared:
             T = self.x.shape[1]
-            own_i = max(float(np.sum(self.speed2[i] * self.seen[i])), 1e-12)
-            own_j = max(float(np.sum(self.speed2[j] * self.seen[j])), 1e-12)
-            out = np.zeros(2 * self.reach + 1)
-            for n, d in enumerate(range(-self.reach, self.reach + 1)):
-                t = _overlap(T, d)
-                both = self.seen[i][t] & self.seen[j][t - d]
-                out[n] = max(
-                    np.sum(self.speed2[i][t] * both) / own_i, np.sum(self.speed2[j][t - d] * both) / own_j
-                )
-            self.shared[i, j] = out
+            seen_i, seen_j = self.seen[i].astype(np.float64), self.seen[j].astype(np.float64)
+            move_i, move_j = self.speed2[i] * seen_i, self.speed2[j] * seen_j
+            # full correlation index k <-> d = k - (T - 1): sum_t a[t] b[t - d], summed over joints
+            lags = np.arange(-self.reach, self.reach + 1) + T - 1
+            lags = np.clip(lags, 0, 2 * T - 2)  # |d| >= T: nothing overlaps (zeroed below)
+            corr_i = fftconvolve(move_i, seen_j[::-1], axes=0).sum(1)[lags]
+            corr_j = fftconvolve(seen_i, move_j[::-1], axes=0).sum(1)[lags]
+            share = np.maximum(corr_i / max(move_i.sum(), 1e-12), corr_j / max(move_j.sum(), 1e-12))
+            share[np.abs(np.arange(-self.reach, self.reach + 1)) >= T] = 0.0
+            self.shared[i, j] = np.clip(share, 0.0, 1.0)
         return self.shared[i, j]
 
     def comparable(self, i: int, j: int, d: int) -> bool:
