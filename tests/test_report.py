@@ -195,6 +195,7 @@ def test_report_blank_canvas_warnings_and_bad_input(tmp_path, rig_s9):
     )
     assert r.exit_code == 0, r.output
     assert "too little motion" in _check_html(tmp_path / "rep/index.html")
+    assert not (tmp_path / "rep/sync.png").exists()  # no --sync auto, no sync figure
     # wrong rig -> clear error and no report folder
     close.save(tmp_path / "two.json")
     r = CliRunner().invoke(

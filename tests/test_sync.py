@@ -120,6 +120,18 @@ def test_label_sync_auto_recovers_offsets_and_aligns_labels(tmp_path):
     gt_cam0 = gt.rig.world_to_camera(gt.poses3d_world.astype(float))[0]
     err = n_mpjpe(labels.poses3d_camera[0].astype(float), gt_cam0, mask=labels.valid)
     assert err < 60
+    # the summary keeps the tracks' evidence; the report plots it (sync.png) and links it
+    import json
+
+    sync = json.loads(str(labels.extra["summary_json"]))["sync"]
+    cost = np.array([[np.nan if v is None else v for v in row] for row in sync["cost_px"]])
+    assert cost.shape == (4, len(sync["candidates"])) and np.isnan(cost[0]).all()
+    best = np.array(sync["candidates"])[np.nanargmin(cost[1:], axis=1)]
+    assert np.abs(best - [7, -12, 25]).max() <= 1
+    res = run.invoke(app, ["report", str(tmp_path / "labels.npz"), "-o", str(tmp_path / "report")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "report" / "sync.png").stat().st_size > 10_000
+    assert "<img src='sync.png'" in (tmp_path / "report" / "index.html").read_text()
     res = run.invoke(
         app, ["label", str(tmp_path / "poses2d.npz"), "-o", str(tmp_path / "x.npz"), "--sync", "maybe"]
     )

@@ -133,7 +133,16 @@ class LabelSummary:
                 "offsets": self.sync.offsets.tolist(),
                 "confidence": self.sync.confidence.tolist(),
                 "warnings": self.sync.warnings,
+                # the 2D tracks' evidence (coarse epipolar cost, px, null where not scored)
+                "candidates": self.sync.candidates.tolist(),
+                "cost_px": [
+                    [None if not np.isfinite(v) else round(float(v), 3) for v in row]
+                    for row in self.sync.cost
+                ],
+                "reference": int(self.sync.reference),
             }
+            if self.sync.epipolar_offsets is not None:
+                d["sync"]["epipolar_offsets"] = self.sync.epipolar_offsets.tolist()
         if self.calibration is not None:
             d["calibration"] = self.calibration.as_dict()
         keys = ("pair", "correspondences", "inlier_rate", "used", "skipped")

@@ -1,7 +1,8 @@
 """An HTML report of a labelling run: rig, reprojection errors, overlays, animation, warnings.
 
 ``write_report(labels, rig, out_dir, poses2d=..., videos=...)`` writes ``out_dir/index.html`` and
-its images (``rig.png``, ``errors.png``, ``overlay_<k>.png``, ``skeleton.gif``). The whole folder
+its images (``rig.png``, ``errors.png``, ``overlay_<k>.png``, ``skeleton.gif``, and ``sync.png`` for
+labels made with ``--sync auto``). The whole folder
 is built in a temporary folder next to ``out_dir`` and moved into place at the end, so a failed
 run leaves no half-written report.
 
@@ -377,7 +378,15 @@ def write_report(
         warn = labelling_warnings(labels)
         warn += [w for w in quality_warnings(labels, rig, poses2d) if w not in warn]
         bar.update()
-        page = _html_page(labels, rig, camera_errors(labels, rig, poses2d), overlays, warn, options.title)
+        page = _html_page(
+            labels,
+            rig,
+            camera_errors(labels, rig, poses2d),
+            overlays,
+            warn,
+            options.title,
+            (tmp / "sync.png").is_file(),
+        )
         (tmp / "index.html").write_text(page)
         bar.update()
     return out_dir / "index.html"
@@ -421,10 +430,11 @@ def _check_report_inputs(
 def _write_figures(
     folder: Path, labels: Labels, rig: Rig, poses2d: Poses2D | None, fps: float | None
 ) -> None:
-    """``rig.png`` (the rig and the best-labelled pose), ``errors.png`` and ``skeleton.gif``."""
+    """``rig.png`` (the rig and the best-labelled pose), ``errors.png``, ``skeleton.gif`` and, for
+    labels made with ``--sync auto``, ``sync.png`` (:func:`~.viz.plot_sync_costs`)."""
     import matplotlib.pyplot as plt
 
-    from .viz import animate_poses3d, plot_reprojection_errors, plot_rig, save_figure
+    from .viz import animate_poses3d, plot_reprojection_errors, plot_rig, plot_sync_costs, save_figure
 
     X = np.where(labels.valid[..., None], labels.poses3d_world, np.nan)
     k_mid = int(np.argmax(labels.valid.sum(-1)))
@@ -434,6 +444,20 @@ def _write_figures(
     fig = plot_reprojection_errors(labels.reprojection_error, rig.names)
     save_figure(fig, folder / "errors.png")
     plt.close(fig)
+    sync = (labelling_summary(labels) or {}).get("sync") or {}
+    if sync.get("cost_px") and len(sync["cost_px"]) == len(rig):
+        cost = np.array([[np.nan if v is None else v for v in row] for row in sync["cost_px"]], dtype=float)
+        epi = sync.get("epipolar_offsets")
+        fig = plot_sync_costs(
+            np.asarray(sync["candidates"]),
+            cost,
+            np.asarray(sync["offsets"]),
+            rig.names,
+            int(sync.get("reference", 0)),
+            None if epi is None else np.asarray(epi),
+        )
+        save_figure(fig, folder / "sync.png")
+        plt.close(fig)
     src_fps = fps or (float(poses2d.fps) / 3 if poses2d is not None and poses2d.fps else 10.0)
     up = "-y" if rig.world == "camera0" else "z"
     animate_poses3d(X, folder / "skeleton.gif", fps=src_fps, up=up, units=rig.units)
@@ -466,6 +490,7 @@ def _html_page(
     overlays: list[tuple[str, int, str]],
     warn: list[str],
     title: str,
+    sync_figure: bool = False,
 ) -> str:
     """The report's ``index.html``."""
     rows = []
@@ -490,6 +515,13 @@ def _html_page(
         f"<p>frame {k}{' — ' + html.escape(what) if what else ''}</p><img src='{n}' alt='overlay of frame {k}'>"
         for n, k, what in overlays
     )
+    sync_html = (
+        "<h2>Time synchronisation</h2><p>Each camera's epipolar cost against the reference at every "
+        "offset tried: a sharp dip is a clear offset, a flat curve little evidence.</p>"
+        "<img src='sync.png' alt='time synchronisation cost per camera and offset'>"
+        if sync_figure
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body>
@@ -500,7 +532,7 @@ def _html_page(
 <h2>Cameras</h2>
 <table><tr><th>camera</th><th>observed joints</th><th>median error (px)</th><th>90th pct (px)</th>
 <th>time offset (confidence)</th></tr>{"".join(rows)}</table>
-<h2>Recovered rig</h2>{notes_html}<img src="rig.png" alt="recovered camera rig in 3D">
+{sync_html}<h2>Recovered rig</h2>{notes_html}<img src="rig.png" alt="recovered camera rig in 3D">
 <h2>Reprojection errors</h2><img src="errors.png" alt="per-camera and per-joint reprojection errors">
 <h2>Detections vs reprojections</h2>
 <p>Dots: 2D detections (left blue, right red); white crosses: the 3D pose reprojected.</p>
