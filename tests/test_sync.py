@@ -243,6 +243,11 @@ def test_camera_seeing_the_person_in_part_of_the_clip_is_named(walk, rig_s9):
     assert p2d.num_frames == 50 and "27 of the 50 frames" in named[0]
     with pytest.raises(InputError, match="min_shared_motion"):
         estimate_offsets(p2d, SyncOptions(min_shared_motion=1.5))
+    # a camera that sees the person only while the reference does not: nothing to compare
+    apart = NoiseModel(lost=((0, 0.5, 1.0), (1, 0.0, 0.5)))
+    q2d, _ = synthesize(walk[100:160], _subset(rig_s9, [0, 1, 2]), apart, seed=1)
+    with pytest.raises(InputError, match="camera '.*': too few joints seen together .* 20% of either camera"):
+        estimate_offsets(q2d, SyncOptions(max_offset=3))
     with pytest.raises(InputError, match="lost segment"):
         NoiseModel(lost=((1, 0.8, 0.2),))
     with pytest.raises(InputError, match="lost names camera 7"):

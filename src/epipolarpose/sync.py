@@ -422,7 +422,8 @@ def _coarse_costs(costs: _PairCosts, cands: np.ndarray, names: list[str], option
         if not np.isfinite(cost[c]).any():
             raise InputError(
                 f"camera {names[c]!r}: too few joints seen together with {names[ref]!r} to "
-                "estimate a time offset"
+                "estimate a time offset (at every offset tried they share too few frames, or less than "
+                f"{options.min_shared_motion:.0%} of either camera's motion)"
             )
     return cost
 
