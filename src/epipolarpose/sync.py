@@ -471,7 +471,7 @@ def _fine_offsets(
     x = costs.x
     C = len(x)
     pairs = [(i, j) for i in range(C) for j in range(i + 1, C)]
-    shifts = np.arange(-2 * options.max_offset, 2 * options.max_offset + 1)
+    shifts = np.arange(-costs.reach, costs.reach + 1)  # relative offsets: twice the range
     # weights: squared speed of each joint (pixels / frame) -- still joints carry noise, no signal
     speed2 = costs.speed2
     weight = speed2 + _WEIGHT_FLOOR * np.mean(speed2, axis=(1, 2), keepdims=True) + 1e-9
@@ -490,7 +490,7 @@ def _fine_offsets(
                 continue
             tau = 3 * float(np.median(sampson_error(Fm, a, b)))
             curve = _fixed_cost_curve(x[i], x[j], Fm, tau, shifts, _MIN_FRAMES, weight[i], weight[j])
-            curve[[not costs.comparable(i, j, int(s)) for s in shifts]] = np.nan
+            curve[costs.shared_motion(i, j) < costs.min_share] = np.nan  # not comparable
             if np.isfinite(curve).any():
                 # normalised, so that every pair weighs the same; too little overlap: the worst value
                 curve /= max(float(np.nanmin(curve)), 1e-12)
