@@ -67,7 +67,11 @@ world is levelled (``LEVELLED_LAB``: the Qualisys frame, z up), ``up_tilt_deg`` 
 our levelled world's up axis and the lab's, seen from each camera (mean, max) and through the best
 rotation between the two worlds (the levelling's own error); ``levelling_with_lab_rig`` levels
 the lab rig's triangulation of the same detections the same way: what the person's poses give
-when the rig is right.
+when the rig is right. Where the lab world is not levelled (caliscope: the board's frame) there is
+no true vertical; ``up_vs_lab_horizon_deg`` compares our up axis, through the best rotation
+between the worlds, with the lab rig's cameras' horizon (``world.camera_horizon``; their cameras
+stand level: door frames are upright in every view), and ``lab_horizon_residual_deg`` says how
+level the lab rig's cameras are.
 
 ``self_checks`` (run first, recorded in the JSON, the run stops if one fails): the pair-error function
 gives 0 for the lab rig against itself and against a similarity transform of it, exactly θ for
@@ -128,7 +132,7 @@ from epipolarpose.labelling import LabelOptions, label_poses, synchronize  # noq
 from epipolarpose.metrics import n_mpjpe  # noqa: E402
 from epipolarpose.sync import SyncOptions, apply_offsets, estimate_offsets, rig_errors  # noqa: E402
 from epipolarpose.video import probe  # noqa: E402
-from epipolarpose.world import level_world  # noqa: E402
+from epipolarpose.world import camera_horizon, level_world  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EPIPOLARPOSE_SHARED", REPO.parent / "shared"))
@@ -414,10 +418,29 @@ def up_tilt(est: Rig, ref: Rig) -> dict[str, float]:
     ang = np.degrees(np.arccos(np.clip(np.sum(a * b, -1), -1.0, 1.0)))
     # the levelling alone: our world's up axis in the lab world through the rotation that best
     # maps our world onto the lab's over all cameras (chordal mean of R_lab_c^T R_ours_c)
-    U, _, Vt = np.linalg.svd(np.einsum("cji,cjk->ik", ref.R, est.R))
-    W = U @ np.diag([1.0, 1.0, np.linalg.det(U @ Vt)]) @ Vt
+    W = world_rotation(est, ref)
     level = float(np.degrees(np.arccos(np.clip(W[2, 2], -1.0, 1.0))))
     return {"mean": float(ang.mean()), "max": float(ang.max()), "after_rig_alignment": level}
+
+
+def world_rotation(est: Rig, ref: Rig) -> np.ndarray:
+    """(3, 3) the rotation that best maps ``est``'s world onto ``ref``'s over all cameras (chordal
+    mean of R_ref_c^T R_est_c)."""
+    U, _, Vt = np.linalg.svd(np.einsum("cji,cjk->ik", ref.R, est.R))
+    return U @ np.diag([1.0, 1.0, np.linalg.det(U @ Vt)]) @ Vt
+
+
+def up_vs_horizon(est: Rig, ref: Rig) -> dict[str, Any] | None:
+    """Angle (degrees) between our world's up axis, mapped into the lab's world, and the lab rig's
+    cameras' horizon (``world.camera_horizon``); None when the lab's cameras give none."""
+    hz = camera_horizon(ref)
+    if hz is None:
+        return None
+    up = world_rotation(est, ref)[:, 2]
+    return {
+        "deg": float(np.degrees(np.arccos(np.clip(up @ hz[0], -1.0, 1.0)))),
+        "lab_horizon_residual_deg": hz[1],
+    }
 
 
 def levelling_floor(p2: Poses2D, lab: Rig) -> dict[str, Any]:
@@ -471,6 +494,11 @@ def run_ours(p2: Poses2D, lab: Rig, with_k: bool, levelled_lab: bool = False) ->
     }
     if levelled_lab and res.rig.extra.get("world") == "levelled":
         out["up_tilt_deg"] = up_tilt(res.rig, lab)
+    elif res.rig.extra.get("world") == "levelled":
+        hz = up_vs_horizon(res.rig, lab)
+        if hz is not None:
+            out["up_vs_lab_horizon_deg"] = hz["deg"]
+            out["lab_horizon_residual_deg"] = hz["lab_horizon_residual_deg"]
     try:  # details of the summary's JSON view (``label --summary``), as far as it has them
         d = s.as_dict()
         out["pairs"] = [
@@ -839,6 +867,8 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
                     }
             if "up_tilt_deg" in o:
                 row[f"ours_{label}_up_tilt_deg"] = o["up_tilt_deg"]
+            if "up_vs_lab_horizon_deg" in o:
+                row[f"ours_{label}_up_vs_lab_horizon_deg"] = round(o["up_vs_lab_horizon_deg"], 2)
         if "ours_without_named_camera" in f:
             w = f["ours_without_named_camera"]
             sub: dict[str, Any] = {"left_out": w["left_out"]}

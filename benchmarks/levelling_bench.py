@@ -6,8 +6,12 @@ Human3.6M joints, world z up), per clip: the angle from vertical of the median d
 (component-wise median of the per-frame unit vectors, as ``world.level_world`` takes it) of
 ankles → head, ankles → shoulders, ankles → thorax, hips → shoulders and knees → shoulders
 (midpoints of left and right), and the tilt of ``level_world``'s own up axis (whatever method it
-picks: the floor plane when the feet cover a floor patch, else ankles → shoulders). Summaries:
-median, 90th percentile and max over clips. The real-footage counterpart is ``footage_bench.py``
+picks: the floor plane when the feet cover a floor patch, else ankles → shoulders), alone
+(``level_world``: one camera, so no cameras' horizon) and through the Human3.6M S1 rig
+(``level_world_h36m_S1``: the cameras' horizon replaces ankles → shoulders). Summaries: median,
+90th percentile and max over clips. ``camera_horizon``: ``world.camera_horizon`` of every real rig
+in ``../shared`` whose world is levelled (the Human3.6M rigs, the Pose2Sim demo's Qualisys rig):
+its angle from the lab's vertical, or its refusal, with the largest camera roll. The real-footage counterpart is ``footage_bench.py``
 (``levelling_with_lab_rig``: the Pose2Sim demo triangulated through the lab's rig).
 
     PYTHONPATH=src python benchmarks/levelling_bench.py [--clips N]
@@ -29,10 +33,14 @@ import numpy as np  # noqa: E402
 from epipolarpose.camera import Camera, Rig  # noqa: E402
 from epipolarpose.mocap import load_mocap  # noqa: E402
 from epipolarpose.skeleton import H36M_JOINTS  # noqa: E402
-from epipolarpose.world import level_world  # noqa: E402
+from epipolarpose.world import camera_horizon, level_world  # noqa: E402
 from footage_bench import run_header, write_result  # noqa: E402
 
-MOCAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+MOCAP = SHARED / "mocap"
+LEVELLED_RIGS = [SHARED / "rigs" / f"h36m_{s}.json" for s in ("S1", "S9", "S11")] + [
+    SHARED / "footage" / "pose2sim_multiperson" / "rig.json"
+]
 J = {n: i for i, n in enumerate(H36M_JOINTS)}
 
 
@@ -70,17 +78,30 @@ def main() -> None:
     if args.clips:
         files = files[: args.clips]
     rig = Rig([Camera(K=np.eye(3), R=np.eye(3), t=np.zeros(3), name="cam0")])  # level_world needs a camera 0
+    h36m = Rig.load(LEVELLED_RIGS[0])
     t0 = time.perf_counter()
+    horizons = {}
+    for path in LEVELLED_RIGS:
+        lab = Rig.load(path)
+        roll = np.degrees(np.arcsin(np.abs(lab.R[:, 0, 2])))  # camera x axes against the lab's horizontal
+        hz = camera_horizon(lab)
+        horizons[f"{path.parent.name}/{path.name}"] = {
+            "largest_camera_roll_deg": float(roll.max()),
+            "tilt_deg": None if hz is None else float(np.degrees(np.arccos(np.clip(hz[0][2], -1, 1)))),
+            "residual_deg": None if hz is None else hz[1],
+            "outcome": "refused" if hz is None else "horizon",
+        }
     per_clip: dict[str, Any] = {}
     for f in files:
         X = load_mocap(f, fps=25).poses
         row = axes(X)
-        lev = level_world(rig, X)
-        if lev is not None:
-            row["level_world"] = float(np.degrees(np.arccos(np.clip(lev.R[2, 2], -1, 1))))
-            row["level_world_method"] = lev.up
+        for key, r in (("level_world", rig), ("level_world_h36m_S1", h36m)):
+            lev = level_world(r, X)
+            if lev is not None:
+                row[key] = float(np.degrees(np.arccos(np.clip(lev.R[2, 2], -1, 1))))
+                row[f"{key}_method"] = lev.up
         per_clip[f"{f.parent.name}/{f.name}"] = row
-    keys = [k for k in next(iter(per_clip.values())) if k != "level_world_method"]
+    keys = [k for k in next(iter(per_clip.values())) if not k.endswith("_method")]
     summary = {}
     for k in keys:
         v = np.array([r[k] for r in per_clip.values() if k in r])
@@ -89,11 +110,13 @@ def main() -> None:
             "p90": float(np.percentile(v, 90)),
             "max": float(v.max()),
         }
-    methods = [r.get("level_world_method") for r in per_clip.values()]
-    summary["level_world_methods"] = {m: methods.count(m) for m in sorted(set(map(str, methods)))}
+    for key in ("level_world", "level_world_h36m_S1"):
+        methods = [r.get(f"{key}_method") for r in per_clip.values()]
+        summary[f"{key}_methods"] = {m: methods.count(m) for m in sorted(set(map(str, methods)))}
     result = {
         **run_header("levelling"),
         "clips": len(per_clip),
+        "camera_horizon": horizons,
         "summary_deg": summary,
         "per_clip_deg": per_clip,
         "seconds": time.perf_counter() - t0,
