@@ -30,7 +30,13 @@ order. In one run, per folder:
    reproduces the README's table to 0.1°). ``px`` = median reprojection error of the kept views;
    ``drift`` = per-pair angle between the lab and the refined relative rotations (max / mean). The
    best floor is the set with the smallest mean drift, and ``ratio_with_K = ours (a) mean / best
-   floor mean`` (target <= 1.25 on single-person folders). The README's values, parsed from its table
+   floor mean`` (target <= 1.25 on single-person folders). ``best_set_focal_free``: the same
+   bundle adjustment of the best set with every camera's focal length free as well (the lab's
+   distortion and principal point kept): what the detections say about the rig when K is unknown,
+   the denominator of the figures without K (a favourable one: started from the true focal lengths
+   and with the true distortion); ``best_set_focal_free_pinhole``: the same without the lab's lens
+   distortion (a pinhole camera with the lab's principal point, the model ``label`` fits without
+   K). The README's values, parsed from its table
    when it has one for the folder, are put next to ours (``readme``). With ``--cache``, the floors of
    the other MediaPipe mode are computed too when its file is cached (``floors_other_mode``), since
    the README shows both. For multi-person folders the floors are also computed on every
@@ -528,11 +534,23 @@ def run_ours(p2: Poses2D, lab: Rig, with_k: bool, levelled_lab: bool = False) ->
 # --- 3. floors ---------------------------------------------------------------------------------
 
 
-def floor(kp: np.ndarray, sc: np.ndarray, lab: Rig, cams: list[int] | None = None) -> dict[str, Any]:
+def floor(
+    kp: np.ndarray,
+    sc: np.ndarray,
+    lab: Rig,
+    cams: list[int] | None = None,
+    refine_focal: bool = False,
+    distortion: bool = True,
+) -> dict[str, Any]:
     """The footage README's floor of one landmark set (see the module docstring); ``cams``: a
-    subset of the cameras."""
+    subset of the cameras; ``refine_focal``: every camera's focal length free as well;
+    ``distortion=False``: the lab's lens distortion ignored (a pinhole camera, as ``label``
+    assumes without K)."""
     cams = list(range(len(lab))) if cams is None else cams
-    sub = Rig([lab.cameras[c] for c in cams], units=lab.units)
+    sub = Rig(
+        [lab.cameras[c] if distortion else replace(lab.cameras[c], dist=np.zeros(5)) for c in cams],
+        units=lab.units,
+    )
     kp, sc = kp[cams], sc[cams]
     w = np.where(sc > FLOOR_MIN_SCORE, sc, 0.0).astype(np.float64)
     xn = sub.undistort(np.where(w[..., None] > 0, kp, np.nan).astype(np.float64))
@@ -552,7 +570,8 @@ def floor(kp: np.ndarray, sc: np.ndarray, lab: Rig, cams: list[int] | None = Non
         xn.reshape(C, -1, 2)[:, valid][cam_idx, pt_idx],
         w.reshape(C, -1)[:, valid][cam_idx, pt_idx],
     )
-    ba = bundle_adjust(R, t, tri.points.reshape(-1, 3)[valid], focal, obs, FLOOR_BUNDLE)
+    opts = replace(FLOOR_BUNDLE, refine_focal=True) if refine_focal else FLOOR_BUNDLE
+    ba = bundle_adjust(R, t, tri.points.reshape(-1, 3)[valid], focal, obs, opts)
     drift = [
         float(rotation_angle_deg(R[j] @ R[i].T, ba.R[j] @ ba.R[i].T)) for i, j in combinations(range(C), 2)
     ]
@@ -563,6 +582,11 @@ def floor(kp: np.ndarray, sc: np.ndarray, lab: Rig, cams: list[int] | None = Non
         "points": int(valid.sum()),
         "observations": len(cam_idx),
         "ba_median_px": [ba.median_error_initial_px, ba.median_error_final_px],
+        **(
+            {"focal_px": (focal * ba.focal_scale).tolist(), "lab_focal_px": focal.tolist()}
+            if refine_focal
+            else {}
+        ),
     }
 
 
@@ -581,7 +605,14 @@ def floors(p2: Poses2D, lab: Rig, cams: list[int] | None = None) -> dict[str, An
         out[name] = guarded(lambda kp=kp, sc=sc: floor(kp, sc, lab, cams))
     ok = {k: v for k, v in out.items() if "drift" in v}
     best = min(ok, key=lambda k: ok[k]["drift"]["mean"]) if ok else None
-    return {"sets": out, "best": best, "best_drift": ok[best]["drift"] if best else None}
+    res = {"sets": out, "best": best, "best_drift": ok[best]["drift"] if best else None}
+    if best:  # the same set with the focal lengths free: the denominators of the figures without K
+        kp, sc = landmark_sets(p2)[best]
+        res["best_set_focal_free"] = guarded(lambda: floor(kp, sc, lab, cams, refine_focal=True))
+        res["best_set_focal_free_pinhole"] = guarded(
+            lambda: floor(kp, sc, lab, cams, refine_focal=True, distortion=False)
+        )
+    return res
 
 
 def readme_floors(readme: Path) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
@@ -890,6 +921,13 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
             sub["floor"] = {"set": loo.get("best"), **(loo.get("best_drift") or {})}
             row["ours_without_named_camera"] = sub
         row["best_floor"] = {"set": f["floors"]["best"], **(f["floors"]["best_drift"] or {})}
+        for key in ("best_set_focal_free", "best_set_focal_free_pinhole"):
+            ff = f["floors"].get(key) or {}
+            if "drift" in ff:
+                row[key.replace("best_set", "best_floor")] = {
+                    **ff["drift"],
+                    "focal_px": [round(v) for v in ff["focal_px"]],
+                }
         row["ratio_with_K"] = f["ratio_ours_mean_over_best_floor_mean"].get("with_K")
         if "sync" in f:
             fl = f["sync"]["oracle_floor"]
