@@ -835,6 +835,7 @@ def run_folder(folder: Path, args: argparse.Namespace, readme: dict) -> dict[str
                 "best_drift": f["best_drift"],
                 "drift": {k: v.get("drift") for k, v in f["sets"].items()},
                 "px": {k: v.get("px") for k, v in f["sets"].items()},
+                **{k: f[k] for k in ("best_set_focal_free", "best_set_focal_free_pinhole") if k in f},
             }
         out["floors_leave_one_camera_out"] = loo
     other = "video" if mode == "static" else "static"
@@ -919,6 +920,12 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
                 sub["levelling_with_lab_rig_tilt_deg"] = w["levelling_with_lab_rig"].get("tilt_deg")
             loo = f.get("floors_leave_one_camera_out", {}).get(f"without_{w['left_out']}", {})
             sub["floor"] = {"set": loo.get("best"), **(loo.get("best_drift") or {})}
+            for key in ("best_set_focal_free", "best_set_focal_free_pinhole"):
+                if "drift" in loo.get(key, {}):
+                    sub[key.replace("best_set", "floor")] = {
+                        **loo[key]["drift"],
+                        "focal_px": [round(v) for v in loo[key]["focal_px"]],
+                    }
             row["ours_without_named_camera"] = sub
         row["best_floor"] = {"set": f["floors"]["best"], **(f["floors"]["best_drift"] or {})}
         for key in ("best_set_focal_free", "best_set_focal_free_pinhole"):
