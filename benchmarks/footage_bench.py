@@ -35,8 +35,10 @@ order. In one run, per folder:
    distortion and principal point kept): what the detections say about the rig when K is unknown,
    the denominator of the figures without K (a favourable one: started from the true focal lengths
    and with the true distortion); ``best_set_focal_free_pinhole``: the same without the lab's lens
-   distortion (a pinhole camera with the lab's principal point, the model ``label`` fits without
-   K). The README's values, parsed from its table
+   distortion (a pinhole camera with the lab's principal point); ``..._pinhole_centred``: a pinhole
+   camera with its principal point at the image centre, the model ``label`` fits without K (a
+   principal point Δ px off acts like a turn of the camera by Δ / f radians, which a person near
+   the image centre cannot tell apart). The README's values, parsed from its table
    when it has one for the folder, are put next to ours (``readme``). With ``--cache``, the floors of
    the other MediaPipe mode are computed too when its file is cached (``floors_other_mode``), since
    the README shows both. For multi-person folders the floors are also computed on every
@@ -119,7 +121,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
-from epipolarpose.camera import Rig  # noqa: E402
+from epipolarpose.camera import Camera, Rig  # noqa: E402
 from epipolarpose.detectors.run import DetectOptions, detect_sources, mediapipe_static  # noqa: E402
 from epipolarpose.errors import InputError  # noqa: E402
 from epipolarpose.exports import read_trc  # noqa: E402
@@ -144,6 +146,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EPIPOLARPOSE_SHARED", REPO.parent / "shared"))
 FOOTAGE = SHARED / "data" / "footage"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+
+#: The floors with free focal lengths (``floors``), from the lab's camera model to ``label``'s without K.
+FOCAL_FREE_FLOORS = (
+    "best_set_focal_free",
+    "best_set_focal_free_pinhole",
+    "best_set_focal_free_pinhole_centred",
+)
 
 #: Native BlazePose-33 landmark sets of the footage README's floor table (indices).
 LANDMARK_SETS: dict[str, list[int]] = {
@@ -534,6 +543,14 @@ def run_ours(p2: Poses2D, lab: Rig, with_k: bool, levelled_lab: bool = False) ->
 # --- 3. floors ---------------------------------------------------------------------------------
 
 
+def _model(cam: Camera, distortion: bool, centre_pp: bool) -> Camera:
+    """The lab camera with its distortion dropped and/or its principal point at the image centre."""
+    K = cam.K.copy()
+    if centre_pp:
+        K[:2, 2] = np.asarray(cam.image_size, dtype=float) / 2
+    return replace(cam, K=K, dist=cam.dist if distortion else np.zeros(5))
+
+
 def floor(
     kp: np.ndarray,
     sc: np.ndarray,
@@ -541,16 +558,14 @@ def floor(
     cams: list[int] | None = None,
     refine_focal: bool = False,
     distortion: bool = True,
+    centre_pp: bool = False,
 ) -> dict[str, Any]:
     """The footage README's floor of one landmark set (see the module docstring); ``cams``: a
     subset of the cameras; ``refine_focal``: every camera's focal length free as well;
-    ``distortion=False``: the lab's lens distortion ignored (a pinhole camera, as ``label``
-    assumes without K)."""
+    ``distortion=False``: the lab's lens distortion ignored (a pinhole camera); ``centre_pp``: the
+    principal point at the image centre (with both: the camera model ``label`` fits without K)."""
     cams = list(range(len(lab))) if cams is None else cams
-    sub = Rig(
-        [lab.cameras[c] if distortion else replace(lab.cameras[c], dist=np.zeros(5)) for c in cams],
-        units=lab.units,
-    )
+    sub = Rig([_model(lab.cameras[c], distortion, centre_pp) for c in cams], units=lab.units)
     kp, sc = kp[cams], sc[cams]
     w = np.where(sc > FLOOR_MIN_SCORE, sc, 0.0).astype(np.float64)
     xn = sub.undistort(np.where(w[..., None] > 0, kp, np.nan).astype(np.float64))
@@ -611,6 +626,9 @@ def floors(p2: Poses2D, lab: Rig, cams: list[int] | None = None) -> dict[str, An
         res["best_set_focal_free"] = guarded(lambda: floor(kp, sc, lab, cams, refine_focal=True))
         res["best_set_focal_free_pinhole"] = guarded(
             lambda: floor(kp, sc, lab, cams, refine_focal=True, distortion=False)
+        )
+        res["best_set_focal_free_pinhole_centred"] = guarded(
+            lambda: floor(kp, sc, lab, cams, refine_focal=True, distortion=False, centre_pp=True)
         )
     return res
 
@@ -835,7 +853,7 @@ def run_folder(folder: Path, args: argparse.Namespace, readme: dict) -> dict[str
                 "best_drift": f["best_drift"],
                 "drift": {k: v.get("drift") for k, v in f["sets"].items()},
                 "px": {k: v.get("px") for k, v in f["sets"].items()},
-                **{k: f[k] for k in ("best_set_focal_free", "best_set_focal_free_pinhole") if k in f},
+                **{k: f[k] for k in FOCAL_FREE_FLOORS if k in f},
             }
         out["floors_leave_one_camera_out"] = loo
     other = "video" if mode == "static" else "static"
@@ -920,7 +938,7 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
                 sub["levelling_with_lab_rig_tilt_deg"] = w["levelling_with_lab_rig"].get("tilt_deg")
             loo = f.get("floors_leave_one_camera_out", {}).get(f"without_{w['left_out']}", {})
             sub["floor"] = {"set": loo.get("best"), **(loo.get("best_drift") or {})}
-            for key in ("best_set_focal_free", "best_set_focal_free_pinhole"):
+            for key in FOCAL_FREE_FLOORS:
                 if "drift" in loo.get(key, {}):
                     sub[key.replace("best_set", "floor")] = {
                         **loo[key]["drift"],
@@ -928,13 +946,19 @@ def summarize(folders: dict[str, Any]) -> dict[str, Any]:
                     }
             row["ours_without_named_camera"] = sub
         row["best_floor"] = {"set": f["floors"]["best"], **(f["floors"]["best_drift"] or {})}
-        for key in ("best_set_focal_free", "best_set_focal_free_pinhole"):
+        for key in FOCAL_FREE_FLOORS:
             ff = f["floors"].get(key) or {}
             if "drift" in ff:
                 row[key.replace("best_set", "best_floor")] = {
                     **ff["drift"],
                     "focal_px": [round(v) for v in ff["focal_px"]],
                 }
+        model = (f["floors"].get("best_set_focal_free_pinhole_centred") or {}).get("drift")
+        o = f["ours"]["without_K"]
+        if model and o["outcome"] == "rig":  # ours without K over the floor of the same camera model
+            row["ratio_without_K_over_its_model_floor"] = round(
+                o["errors"]["rotation"]["mean"] / model["mean"], 3
+            )
         row["ratio_with_K"] = f["ratio_ours_mean_over_best_floor_mean"].get("with_K")
         if "sync" in f:
             fl = f["sync"]["oracle_floor"]
