@@ -16,6 +16,7 @@ from epipolarpose.geometry.triangulation import triangulate_rig
 from epipolarpose.labelling import LabelOptions, label_poses
 from epipolarpose.sync import apply_offsets
 from epipolarpose.synthetic import NoiseModel, default_rig, synthesize
+from epipolarpose.world import camera_horizon
 
 runner = CliRunner()
 
@@ -68,6 +69,13 @@ def test_label_noise_free_exact(clean, rig):
     assert np.nanmax(res.labels.reprojection_error) < 0.05
     # a self-calibrated world is levelled (formats.md): z up from the person, floor at z = 0
     assert res.rig.world == "levelled"
+    # no floor plane here, and the cameras agree on a horizon: our up, seen from every camera, is
+    # exactly the true rig's horizon (world.camera_horizon; about 1° from the true vertical)
+    assert "cameras' horizon" in res.summary.world
+    horizon, _ = camera_horizon(rig)
+    for c in range(len(rig)):
+        np.testing.assert_allclose(res.rig[c].R[:, 2], rig[c].R @ horizon, atol=1e-6)
+    assert np.degrees(np.arccos(horizon[2])) < 1.5
     np.testing.assert_allclose(
         res.rig[0].world_to_camera(res.labels.poses3d_world.astype(float)),
         res.labels.poses3d_camera[0],

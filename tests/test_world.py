@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from epipolarpose.camera import Camera, Rig
 from epipolarpose.skeleton import H36M_JOINTS
-from epipolarpose.world import level_world
+from epipolarpose.world import _feet_seen, camera_horizon, level_world
 
 J = {n: i for i, n in enumerate(H36M_JOINTS)}
 
@@ -88,8 +88,6 @@ def seated(walk):
 def test_the_cameras_horizon_levels_a_seated_person(seated):
     """No floor plane: up is the direction perpendicular to every camera's image rows (level
     cameras), exactly, whatever the self-calibrated world's tilt; the note says so."""
-    from epipolarpose.world import camera_horizon
-
     tilt = Rotation.from_rotvec([0.4, -0.3, 0.2]).as_matrix()
     rig, X = _tilted(_ring([0.0, 0.0, 0.0, 0.0]), seated, tilt)
     up, residual = camera_horizon(rig)
@@ -106,8 +104,6 @@ def test_the_cameras_horizon_levels_a_seated_person(seated):
 def test_a_rolled_camera_refuses_the_horizon(seated):
     """One camera rolled by 12°: the cameras agree on no horizon (None), and up comes from the
     person (pelvis to thorax); two cameras never make a horizon (nothing to check it against)."""
-    from epipolarpose.world import camera_horizon
-
     rig = _ring([0.0, 12.0, 0.0, 0.0])
     assert camera_horizon(rig) is None
     assert camera_horizon(_ring([3.0, 0.0, 0.0, 0.0])) is not None  # within 5°
@@ -130,8 +126,6 @@ def test_guessed_feet_take_no_part(seated):
     """Legs a detector guesses under a desk: ankles in a quarter of the frames, shins of any
     length. They neither tilt up nor set the floor; real ankles (every frame, a constant shin)
     do count as feet."""
-    from epipolarpose.world import _feet_seen
-
     rng = np.random.default_rng(1)
     ghost = seated.copy()
     frames = rng.choice(len(ghost), 10, replace=False)

@@ -197,7 +197,7 @@ def level_world(rig: Rig, poses: np.ndarray) -> Levelling | None:
             up = -up
         detail = f"every camera's image rows within {residual:.1f}° of level"
         if person is not None:
-            detail += f"; the person's {method} is {_angle_deg(up, person):.0f}° from it"
+            detail += f"; the person's axis, {method}, is {_angle_deg(up, person):.0f}° from it"
         method = "cameras' horizon"
     elif person is not None:
         up = person

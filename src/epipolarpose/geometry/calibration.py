@@ -225,7 +225,9 @@ class CalibrationReport:
         return (
             f"focal lengths estimated (no intrinsics given; field of view across the longer side): {cams}. "
             "From a person alone they can be tens of per cent off (1.0-1.6x a lab calibration's on the real "
-            "footage benchmark): give --intrinsics when you have them"
+            "footage benchmark), and the cameras are taken as pinholes with their principal points at the "
+            "image centres (a webcam's is often 20-35 px off, and its lens distorts: on the real footage "
+            "benchmark that alone leaves seated sessions' rigs 5-8° off): give --intrinsics when you have them"
         )
 
     def format(self) -> str:
