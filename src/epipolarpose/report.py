@@ -54,6 +54,7 @@ __all__ = [
     "labelling_warnings",
     "quality_warnings",
     "report_labels_file",
+    "world_note",
     "write_report",
 ]
 
@@ -104,6 +105,13 @@ def calibration_notes(labels: Labels) -> list[str]:
     d = labelling_summary(labels) or {}
     notes = (d.get("calibration") or {}).get("notes") or []
     return [str(n) for n in notes] if isinstance(notes, list) else []
+
+
+def world_note(labels: Labels) -> str | None:
+    """How the labelling run levelled its world (``summary_json``'s ``world``: which way up came
+    from, e.g. the cameras' horizon, and where the floor was put); None for a known rig."""
+    note = (labelling_summary(labels) or {}).get("world")
+    return str(note) if note else None
 
 
 def quality_warnings(labels: Labels, rig: Rig, poses2d: Poses2D | None = None) -> list[str]:
@@ -510,7 +518,8 @@ def _html_page(
         if warn
         else "<div class='ok'>No warnings: neither the labelling run nor the report's checks found a problem.</div>"
     )
-    notes_html = "".join(f"<p>{html.escape(n)}</p>" for n in calibration_notes(labels))
+    notes = [*calibration_notes(labels), *filter(None, [world_note(labels)])]
+    notes_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
     ov_html = "".join(
         f"<p>frame {k}{' — ' + html.escape(what) if what else ''}</p><img src='{n}' alt='overlay of frame {k}'>"
         for n, k, what in overlays
