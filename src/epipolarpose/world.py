@@ -115,9 +115,10 @@ def _floor_normal(ankles: np.ndarray, up: np.ndarray, height: float) -> np.ndarr
 
 def _rows_plane(x: np.ndarray) -> np.ndarray | None:
     """Unit normal (3,) of the plane the unit vectors x (N, 3) lie closest to, or None when they
-    are nearly parallel (no plane)."""
+    are too nearly parallel to define one (two vectors: less than 16° apart or than 16° from
+    opposite)."""
     _, s, Vt = np.linalg.svd(x)
-    return Vt[2] if s[1] >= 0.3 * np.sqrt(len(x)) else None
+    return Vt[2] if s[1] >= 0.2 * np.sqrt(len(x) - 1) else None
 
 
 def camera_horizon(
