@@ -21,7 +21,7 @@ every export and plot. The person knows which way is up (:func:`level_world`):
   46° on the caliscope footage;
 * **the floor** (z = 0) lies a foot's height (:data:`~epipolarpose.skeleton.FOOT_HEIGHT_FRACTION`
   of the body height) below the ankles in their lowest frames; without feet it is put at the
-  lowest joint above the ankles, and the summary says so;
+  lowest joint other than guessed ankles, and the summary says so;
 * **the origin** lies on the floor below the person's mean position, and **x** is camera 0's
   viewing direction projected onto the floor.
 
