@@ -70,6 +70,11 @@ def axes(X: np.ndarray) -> dict[str, float]:
     }
 
 
+def _horizon_tilt(horizon: tuple[np.ndarray, float] | None) -> float | None:
+    """Angle (degrees) of a ``camera_horizon`` result's up from +z; None when there is none."""
+    return None if horizon is None else float(np.degrees(np.arccos(np.clip(horizon[0][2], -1, 1))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clips", type=int, default=0, help="clips sampled (seeded); 0: all")
@@ -92,16 +97,12 @@ def main() -> None:
         roll = np.degrees(np.arcsin(np.abs(lab.R[:, 0, 2])))  # camera x axes against the lab's horizontal
         hz = camera_horizon(lab)
         unchecked = camera_horizon(lab, max_residual_deg=90.0)  # the fit whatever the check says
-
-        def tilt(h: tuple | None) -> float | None:
-            return None if h is None else float(np.degrees(np.arccos(np.clip(h[0][2], -1, 1))))
-
         horizons[name] = {
             "largest_camera_roll_deg": float(roll.max()),
             "outcome": "refused" if hz is None else "horizon",
-            "tilt_deg": tilt(hz),
+            "tilt_deg": _horizon_tilt(hz),
             "residual_deg": None if unchecked is None else unchecked[1],
-            "tilt_if_unchecked_deg": tilt(unchecked),
+            "tilt_if_unchecked_deg": _horizon_tilt(unchecked),
         }
     per_clip: dict[str, Any] = {}
     for f in files:
