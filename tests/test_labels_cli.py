@@ -130,6 +130,30 @@ def test_offsets_are_applied_and_recorded(motion, rig):
     np.testing.assert_allclose(res.labels.poses3d_world[10:100], gt.poses3d_world[10:100], atol=0.05)
 
 
+def test_cli_known_offsets(tmp_path, motion, rig):
+    offsets = (0, 3, -2, 5)
+    p2s, gt = synthesize(motion[:120], rig, NoiseModel.clean(time_offsets=offsets))
+    src, out = tmp_path / "p.npz", tmp_path / "labels.npz"
+    p2s.save(src)
+    rig_path = tmp_path / "rig.json"
+    rig.save(rig_path)
+    r = runner.invoke(
+        app, ["label", str(src), "-o", str(out), "--rig", str(rig_path), "--offsets", "0,3,-2,5", "-q"]
+    )
+    assert r.exit_code == 0, r.output
+    labels = Labels.load(out)
+    np.testing.assert_array_equal(labels.extra["offsets"], offsets)
+    np.testing.assert_allclose(labels.poses3d_world[10:100], gt.poses3d_world[10:100], atol=0.05)
+    for args, message in [
+        (["--offsets", "0,3"], "offsets: 2 values given for 4 cameras"),
+        (["--offsets", "0,a,1,2"], "--offsets must be comma-separated integers"),
+        (["--offsets", "0,3,-2,5", "--sync", "auto"], "either --offsets or --sync auto"),
+    ]:
+        out.unlink(missing_ok=True)
+        _bad(tmp_path, ["label", str(src), "-o", str(out), "--rig", str(rig_path), *args], message)
+        assert not out.exists()
+
+
 def test_rig_with_wrong_camera_count(clean, rig):
     p2, _ = clean
     with pytest.raises(Exception, match="rig has 3 cameras but the detections have 4"):

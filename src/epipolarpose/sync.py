@@ -547,7 +547,7 @@ def _coverage_notes(seen: np.ndarray, names: list[str], min_overlap: float) -> l
             notes.append(
                 f"warning: {names[c]} sees the person in only {int(frames)} of the {T} frames: its offset rests "
                 "on that part of the clip and may be a few frames off; check it (e.g. a clap or a jump seen "
-                "by every camera) or pass the offsets you know"
+                "by every camera) or pass the offsets you know (label --offsets)"
             )
     return notes
 
@@ -737,14 +737,14 @@ def check_with_rig(
             notes.append(
                 f"warning: {names[c]} offset {int(offsets[c]):+d} is uncertain: the calibrated rig prefers it, "
                 f"but the 2D tracks put the camera at {int(result.offsets[c]):+d}; check it (e.g. a clap or a "
-                "jump seen by every camera) or pass the offsets you know"
+                "jump seen by every camera) or pass the offsets you know (label --offsets)"
             )
         else:
             notes.append(
                 f"warning: {names[c]} offset kept at 0: the 2D tracks put the camera at "
                 f"{int(result.offsets[c]):+d}, but the calibrated rig fits it better at 0; if the cameras were "
                 "not started together, check it (e.g. a clap or a jump seen by every camera) or pass the "
-                "offsets you know"
+                "offsets you know (label --offsets)"
             )
     if not np.array_equal(offsets, result.offsets):
         notes.append(

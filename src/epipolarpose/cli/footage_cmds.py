@@ -1,5 +1,6 @@
-"""Real footage: ``detect`` (videos/image folders/existing detections -> poses2d.npz), ``report``
-(HTML page), ``export`` (3D poses to CSV/JSON/TRC) and ``export-rig`` (OpenCV YAML, Pose2Sim TOML)."""
+"""Real footage: ``intrinsics`` (a board filmed by each camera -> K.json), ``detect``
+(videos/image folders/existing detections -> poses2d.npz), ``report`` (HTML page), ``export`` (3D
+poses to CSV/JSON/TRC) and ``export-rig`` (OpenCV YAML, Pose2Sim TOML)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,61 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def _warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
+
+
+@app.command(outputs={"output": FILE, "report_json": FILE})
+def intrinsics(
+    inputs: list[Path] = typer.Argument(
+        ...,
+        help="One video file or image folder per camera, filming a calibration board (any time, "
+        "anywhere: intrinsics do not change when a camera moves). Camera names are the stems, as in "
+        "`detect`.",
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="K.json to write (a rig.json without R/t)"),
+    board: str = typer.Option("charuco", "--board", help="charuco or chessboard"),
+    squares: str = typer.Option(
+        "5x7", "--squares", help="columns x rows of SQUARES (a chessboard with 7x5 inner corners is 8x6)"
+    ),
+    dictionary: str = typer.Option("DICT_4X4_50", "--dictionary", help="ChArUco: the ArUco dictionary"),
+    marker_ratio: float = typer.Option(0.75, "--marker-ratio", help="ChArUco: marker side / square side"),
+    legacy: bool = typer.Option(
+        False, "--legacy", help="ChArUco: OpenCV's pre-4.6 layout (boards with an even number of rows)"
+    ),
+    model: str = typer.Option(
+        "radial",
+        "--model",
+        help="radial (square pixels, k1 k2: what a hand-held board pins down), full (OpenCV's fx fy k1 "
+        "k2 p1 p2 k3) or pinhole (no distortion)",
+    ),
+    max_frames: int = typer.Option(600, "--max-frames", help="frames read per camera, evenly spread"),
+    max_views: int = typer.Option(60, "--max-views", help="board views per camera in the fit, evenly spread"),
+    report_json: Path | None = typer.Option(
+        None, "--report", help="also write the fit's report (JSON) here (it is in K.json too)"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Camera intrinsics (K, lens distortion) from a calibration board filmed by each camera ->
+    K.json for --intrinsics of detect, label and calibrate."""
+    from ..intrinsics import Board, IntrinsicsOptions, calibrate_intrinsics, parse_squares, save_intrinsics
+    from ..io import save_json
+
+    spec = Board(
+        kind=board,
+        squares=parse_squares(squares),
+        marker_ratio=marker_ratio,
+        dictionary=dictionary,
+        legacy=legacy,
+    )
+    options = IntrinsicsOptions(board=spec, model=model, max_frames=max_frames, max_views=max_views)
+    result = calibrate_intrinsics(inputs, options, progress=not quiet)
+    for cam in result.cameras:
+        typer.echo(cam.summary(), err=True)
+        for w in cam.warnings:
+            _warn(w)
+    save_intrinsics(output, result)
+    if report_json is not None:
+        save_json(report_json, result.as_dict())
+    typer.echo(f"wrote {output}")
 
 
 @app.command(outputs={"output": FILE})

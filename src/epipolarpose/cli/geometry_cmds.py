@@ -150,6 +150,12 @@ def label(
     max_offset: int = typer.Option(
         30, "--max-offset", help="With --sync auto: largest offset tried, frames."
     ),
+    offsets: str | None = typer.Option(
+        None,
+        "--offsets",
+        help="Offsets you know, instead of --sync auto: comma-separated frames to add to each camera's "
+        "index to reach the first camera's timeline (as --sync auto reports them), e.g. 0,2,-1,0.",
+    ),
     cameras: str | None = typer.Option(
         None,
         "--cameras",
@@ -159,6 +165,8 @@ def label(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages."),
 ) -> None:
     """Self-calibrate (unless --rig) and triangulate: 2D joints -> 3D pseudo-labels (labels.npz)."""
+    import numpy as np
+
     from ..camera import Rig
     from ..geometry.calibration import CalibrationOptions
     from ..io import save_json, write_together
@@ -167,6 +175,16 @@ def label(
 
     if sync not in ("none", "auto"):
         raise InputError(f"--sync must be 'none' or 'auto', got {sync!r}")
+    known_offsets = None
+    if offsets is not None:
+        if sync == "auto":
+            raise InputError("give either --offsets or --sync auto, not both")
+        try:
+            known_offsets = np.array([int(v) for v in offsets.split(",")], dtype=np.int64)
+        except ValueError:
+            raise InputError(
+                f"--offsets must be comma-separated integers, e.g. 0,2,-1,0; got {offsets!r}"
+            ) from None
     options = LabelOptions(
         mode=mode,
         sync=SyncOptions(max_offset=max_offset) if sync == "auto" else None,
@@ -175,7 +193,13 @@ def label(
         ),
     )
     known = Rig.load(rig) if rig is not None else None
-    res = label_poses(_load_poses(poses2d, intrinsics, cameras), known, options=options, progress=not quiet)
+    res = label_poses(
+        _load_poses(poses2d, intrinsics, cameras),
+        known,
+        offsets=known_offsets,
+        options=options,
+        progress=not quiet,
+    )
     outputs = [(out, res.labels.save)]
     if rig_out is not None:
         outputs.append((rig_out, res.rig.save))
