@@ -101,7 +101,54 @@ def test_cli_export_and_bad_input(labels, rig_s9_path, tmp_path):
         app, ["export", str(tmp_path / "bad.npz"), "--format", "csv", "-o", str(tmp_path / "c.csv")]
     )
     assert r.exit_code == 2 and "poses3d_world" in r.output and not (tmp_path / "c.csv").exists()
+    for fps in ("0", "-5"):
+        r = CliRunner().invoke(
+            app,
+            [
+                "export",
+                str(tmp_path / "labels.npz"),
+                "--format",
+                "trc",
+                "--fps",
+                fps,
+                "-o",
+                str(tmp_path / "d.trc"),
+            ],
+        )
+        assert r.exit_code == 2 and "--fps must be a positive number" in r.output
+        assert not (tmp_path / "d.trc").exists()
+    # a folder that cannot be made: one error line, not a traceback
+    (tmp_path / "file").write_text("")
+    r = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(tmp_path / "labels.npz"),
+            "--format",
+            "csv",
+            "-o",
+            str(tmp_path / "file" / "sub" / "e.csv"),
+        ],
+    )
+    assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(
         app, ["export-rig", str(rig_s9_path), "--format", "toml", "-o", str(tmp_path / "c.toml")]
     )
     assert r.exit_code == 0 and tomllib.loads((tmp_path / "c.toml").read_text())["cam_0"]
+
+
+def test_an_unwritable_destination_is_an_input_error(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from epipolarpose.errors import InputError
+    from epipolarpose.io import atomic_folder, save_json
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(InputError, match=r"cannot write there \(Permission denied\)"):
+        save_json(tmp_path / "new" / "a.json", {})
+    with pytest.raises(InputError, match="cannot write there"):
+        with atomic_folder(tmp_path / "new" / "report"):
+            pass

@@ -85,6 +85,7 @@ def test_poses2d_optional_keys_default(rng, tmp_path):
         (None, {"keypoints": np.ones((C, F, J, 3), np.float32)}, r"'keypoints' has shape"),
         (None, {"K": np.ones((C, 3, 4))}, r"'K' has shape"),
         (None, {"camera_names": np.array(["x"])}, r"'camera_names' has 1 names for 3 cameras"),
+        (None, {"camera_names": np.array(["a", "b", "a"])}, r"'camera_names' must differ; 'a' appears twice"),
         (None, {"scores": np.full((C, F, J), np.nan, np.float32)}, r"'scores' contains NaN"),
     ],
 )

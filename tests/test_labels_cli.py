@@ -154,6 +154,32 @@ def test_cli_known_offsets(tmp_path, motion, rig):
         assert not out.exists()
 
 
+def test_joints_far_off_the_body_are_dropped(motion, clean):
+    from epipolarpose.quality import off_body
+
+    X = motion.astype(float)
+    valid = np.ones(X.shape[:2], bool)
+    assert not off_body(X, valid).any()  # a real body, arms and legs swinging
+    Y = X.copy()
+    size = np.median(np.linalg.norm(X - np.median(X, axis=1, keepdims=True), axis=-1))
+    Y[40, 3] += [
+        0,
+        0,
+        20 * size,
+    ]  # a stray foot (two nearly parallel views); a foot is far from the centre anyway
+    Y[41, 16] += [6 * size, 0, 0]
+    got = off_body(Y, valid)
+    assert sorted(map(tuple, np.argwhere(got))) == [(40, 3), (41, 16)]
+    few = valid.copy()
+    few[40, 6:] = False  # 6 valid joints are judged, 5 are not
+    assert off_body(Y, few)[40, 3]
+    few[40, 5] = False
+    assert not off_body(Y, few)[40, 3]
+    # the labels of clean detections lose nothing
+    p2, _ = clean
+    assert label_poses(p2).summary.off_body == 0
+
+
 def test_rig_with_wrong_camera_count(clean, rig):
     p2, _ = clean
     with pytest.raises(Exception, match="rig has 3 cameras but the detections have 4"):
@@ -203,6 +229,31 @@ def test_cli_calibrate_then_triangulate(tmp_path, clean, rig):
     assert lab.valid.all()
     gt0 = rig.world_to_camera(gt.poses3d_world.astype(float))[0]
     assert n_mpjpe(lab.poses3d_camera[0].astype(float), gt0) < 0.5
+
+
+def test_rig_or_intrinsics_of_other_cameras_refused_and_matched_by_name(tmp_path, clean, rig):
+    from dataclasses import replace as dc_replace
+
+    from epipolarpose.geometry.observations import apply_intrinsics
+
+    p2, _ = clean
+    bare = Poses2D(p2.keypoints, p2.scores, p2.image_size, p2.camera_names)
+    # K.json in another order: matched by name
+    shuffled = Rig([rig.cameras[i] for i in (2, 0, 3, 1)])
+    np.testing.assert_array_equal(apply_intrinsics(bare, shuffled).K, rig.K)
+    # a camera calibrated for portrait images, applied to landscape detections
+    w, h = rig.cameras[1].image_size
+    turned = Rig([dc_replace(c, image_size=(h + 400, w)) if i == 1 else c for i, c in enumerate(rig.cameras)])
+    name = rig.cameras[1].name
+    with pytest.raises(Exception, match=rf"intrinsics camera '{name}' is for {h + 400}x{w} images but"):
+        apply_intrinsics(bare, turned)
+    src, path, out = tmp_path / "p.npz", tmp_path / "turned.json", tmp_path / "labels.npz"
+    bare.save(src)
+    turned.save(path)
+    _bad(tmp_path, ["label", str(src), "-o", str(out), "--rig", str(path)], f"rig camera '{name}' is for")
+    _bad(tmp_path, ["label", str(src), "-o", str(out), "--intrinsics", str(path)], "its K does not apply")
+    _bad(tmp_path, ["triangulate", str(src), "-o", str(out), "--rig", str(path)], "its K does not apply")
+    assert not out.exists()
 
 
 def test_cli_intrinsics_file(tmp_path, clean, rig):

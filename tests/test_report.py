@@ -259,3 +259,14 @@ def test_draw_pose2d_skips_joints_too_far_for_opencv():
         np.zeros((120, 120, 3), np.uint8), np.where(np.arange(17)[:, None] == 3, np.nan, kp), marker="cross"
     )
     np.testing.assert_array_equal(img, ref)
+
+
+def test_report_options_checked():
+    from epipolarpose.errors import InputError
+    from epipolarpose.report import ReportOptions
+
+    with pytest.raises(InputError, match="--samples must be >= 0, got -3"):
+        ReportOptions(num_samples=-3)
+    with pytest.raises(InputError, match="fps must be positive"):
+        ReportOptions(fps=0)
+    assert ReportOptions(num_samples=0).num_samples == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,23 @@ class Camera:
         if size is None:
             size = (int(round(2 * K[0, 2])), int(round(2 * K[1, 2])))
         return cls(K=K, R=R, t=t, dist=dist[:5], image_size=tuple(size), name=name)
+
+
+def check_image_size(calibrated: Sequence[int], size: Sequence[int], what: str, view: str) -> None:
+    """:class:`InputError` when a camera calibrated for images of size ``calibrated`` (width,
+    height; ``what`` names it, e.g. ``"rig camera 'cam0'"``) is applied to the detections of
+    ``view`` whose images are ``size``: another camera, resolution or orientation, whose ``K``
+    does not apply. Sizes within 10 % pass (a ``rig.json`` camera without ``image_size`` is taken
+    as twice its principal point); an unknown size (0) passes."""
+    w, h = (int(v) for v in size)
+    cw, ch = (int(v) for v in calibrated)
+    if min(w, h, cw, ch) <= 0:
+        return
+    if abs(cw - w) > 0.1 * w or abs(ch - h) > 0.1 * h:
+        raise InputError(
+            f"{what} is for {cw}x{ch} images but the detections of {view!r} are {w}x{h}: its K does "
+            "not apply (another camera, resolution or orientation?)"
+        )
 
 
 def default_intrinsics(image_size: tuple[int, int], fov_deg: float = 60.0) -> np.ndarray:

@@ -284,6 +284,8 @@ def export_labels_file(
     r = labels_rig(labels, rig, source=str(labels_path))
     units = r.units if r is not None else "mm"
     world = r.world if r is not None else None
+    if fps is not None and not (np.isfinite(fps) and fps > 0):
+        raise InputError(f"--fps must be a positive number of frames per second, got {fps}")
     if fps is None and "fps" in labels.extra:
         fps = float(labels.extra["fps"])
     if fmt == "trc":

@@ -202,6 +202,11 @@ class Poses2D:
             raise InputError(f"{src}: 'image_size' must be positive (width, height) per camera")
         if len(self.camera_names) != C:
             raise InputError(f"{src}: 'camera_names' has {len(self.camera_names)} names for {C} cameras")
+        if len(set(self.camera_names)) != C:
+            twice = sorted({n for n in self.camera_names if self.camera_names.count(n) > 1})
+            raise InputError(
+                f"{src}: 'camera_names' must differ; {', '.join(map(repr, twice))} appears twice"
+            )
         if len(self.joint_names) != J:
             raise InputError(f"{src}: 'joint_names' has {len(self.joint_names)} names for {J} joints")
         if self.K is not None:

@@ -81,12 +81,15 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     an extension when the name lacks it).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.",
-        suffix=suffix if suffix is not None else path.suffix,
-        dir=path.parent,
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.",
+            suffix=suffix if suffix is not None else path.suffix,
+            dir=path.parent,
+        )
+    except OSError as e:
+        raise InputError(f"{path}: cannot write there ({e.strerror or e})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -103,8 +106,11 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder next to ``path``; if the block succeeds it replaces ``path`` (an
     existing folder there is moved aside, then deleted), otherwise it is deleted."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as e:
+        raise InputError(f"{path}: cannot write there ({e.strerror or e})") from None
     try:
         yield tmp
         _give_permissions(tmp, path, folder=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .camera import Rig
+from .camera import Rig, check_image_size
 from .errors import InputError
 from .formats import Labels, Poses2D
 from .geometry import single_threaded
@@ -31,6 +31,7 @@ from .geometry.calibration import (
     PairReport,
     calibrate,
     calibration_detections,
+    check_focal_range,
     precision_check,
 )
 from .geometry.dlt import triangulate_dlt
@@ -39,7 +40,7 @@ from .geometry.per_frame import per_frame_reconstruct, rig_from_labels
 from .geometry.triangulation import TriangulationOptions, triangulate_robust
 from .io import json_default
 from .parallel import thread_map
-from .quality import GOOD_AGREEMENT, CameraAgreement, camera_agreement, odd_camera, quality_warnings
+from .quality import GOOD_AGREEMENT, CameraAgreement, camera_agreement, odd_camera, off_body, quality_warnings
 from .skeleton import left_right_pairs, metric_scale
 from .sync import SyncOptions, SyncResult, apply_offsets, check_with_rig, estimate_offsets
 from .timing import Timer
@@ -112,6 +113,7 @@ class LabelSummary:
     sync: SyncResult | None = None
     quality: list[str] = field(default_factory=list)
     world: str | None = None
+    off_body: int = 0  # valid joints dropped as too far from the body (quality.off_body)
 
     @property
     def frames_per_s(self) -> float:
@@ -155,6 +157,7 @@ class LabelSummary:
             valid_frames=self.valid_frames,
             swaps_undone=self.swaps_undone,
             views_rejected=self.views_rejected,
+            joints_off_body=self.off_body,
             units=self.units,
             frames=self.frames,
             timings_s=self.timings_s,
@@ -171,7 +174,8 @@ class LabelSummary:
         """A plain-text table (printed by ``epipolarpose label``)."""
         lines = []
         if self.sync is not None:
-            lines += [self.sync.summary([c.name for c in self.cameras]), ""]
+            # the sync warnings are listed with the others at the end
+            lines += [self.sync.summary([c.name for c in self.cameras], warnings=False), ""]
         lines.append(f"{'camera':<16}{'reproj median px':>18}{'reproj p90 px':>15}{'observed':>10}")
 
         def px(v: float, width: int) -> str:
@@ -196,6 +200,7 @@ class LabelSummary:
         lines.append(
             f"coverage {self.coverage:.1%} of joints valid ({self.valid_frames:.1%} of frames complete), "
             f"{self.swaps_undone} left/right swaps undone, {self.views_rejected} views rejected"
+            + (f", {self.off_body} joints far off the body dropped" if self.off_body else "")
         )
         t = self.timings_s
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in t.items() if k != "total")
@@ -219,12 +224,15 @@ class LabelResult:
 
 
 def check_rig(rig: Rig, poses2d: Poses2D, what: str = "rig") -> None:
-    """:class:`InputError` unless ``rig`` has one camera per view of ``poses2d``."""
+    """:class:`InputError` unless ``rig`` has one camera per view of ``poses2d`` (in order), each
+    for the view's image size (:func:`~epipolarpose.camera.check_image_size`)."""
     if len(rig) != poses2d.num_cameras:
         raise InputError(
             f"{what} has {len(rig)} cameras but the detections have {poses2d.num_cameras} "
             f"({', '.join(poses2d.camera_names)}); they must match one to one, in order"
         )
+    for cam, name, size in zip(rig.cameras, poses2d.camera_names, poses2d.image_size):
+        check_image_size(cam.image_size, size, f"{what} camera {cam.name!r}", name)
 
 
 @dataclass
@@ -239,6 +247,7 @@ class _Reconstruction:
     rejection_threshold_px: float | None = None
     agreement: list[CameraAgreement] = field(default_factory=list)
     agreement_threshold_px: float = float("nan")
+    off_body: int = 0
 
 
 def _triangulate(poses2d: Poses2D, rig: Rig, options: LabelOptions, progress: bool) -> _Reconstruction:
@@ -281,7 +290,12 @@ def _suspicious(report: CalibrationReport, rec: _Reconstruction, warnings: list[
 
 def _refuse_weak(report: CalibrationReport, poses2d: Poses2D, options: CalibrationOptions) -> None:
     """Refuse a rig made while synchronizing (which keeps weak rigs to score offsets with) as
-    :func:`~epipolarpose.geometry.calibration.calibrate` would have (:mod:`.geometry.precision`)."""
+    :func:`~epipolarpose.geometry.calibration.calibrate` would have (:mod:`.geometry.precision`,
+    :func:`~epipolarpose.geometry.calibration.check_focal_range`)."""
+    if options.max_uncertainty_deg is None:
+        return
+    if report.focal_refined:
+        check_focal_range(np.asarray(report.focal_scale), list(poses2d.camera_names))
     _, error = precision_check(report, list(poses2d.camera_names), options)
     if error:
         raise InputError(error)
@@ -394,6 +408,7 @@ def _summarise(
         valid_frames=float(rec.valid.all(-1).mean()),
         swaps_undone=rec.swaps_undone,
         views_rejected=rec.views_rejected,
+        off_body=rec.off_body,
         units=rec.rig.units,
         frames=poses2d.num_frames,
         timings_s={},
@@ -443,11 +458,20 @@ def label_poses(
             rec = _per_frame(poses2d, rig, options, progress)
     else:
         if rig is None:
-            with timer("calibration"):
-                rig, report = calibrations.get(_key(poses2d)) or calibrate(poses2d, options.calibration)
+            memo = calibrations.get(_key(poses2d))
+            if memo is not None:  # calibrated while synchronizing (its time is in sync's)
+                rig, report = memo
+            else:
+                with timer("calibration"):
+                    rig, report = calibrate(poses2d, options.calibration)
             _refuse_weak(report, poses2d, options.calibration)
         with timer("triangulation"):
             rec = _triangulate(poses2d, rig, options, progress)
+            if options.triangulation is not None:  # the robust path: stray points are not labels
+                stray = off_body(rec.points, rec.valid)
+                rec.valid &= ~stray
+                rec.points[stray] = np.nan
+                rec.off_body = int(stray.sum())
     world_note = None
     if self_calibrated:
         with timer("levelling"):

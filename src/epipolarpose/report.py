@@ -290,6 +290,12 @@ class ReportOptions:
     title: str = "epipolarpose report"
     fps: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.num_samples < 0:
+            raise InputError(f"--samples must be >= 0, got {self.num_samples}")
+        if self.fps is not None and not self.fps > 0:
+            raise InputError(f"the animation's fps must be positive, got {self.fps}")
+
 
 @dataclass(frozen=True)
 class CameraErrors:

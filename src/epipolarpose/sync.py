@@ -96,14 +96,14 @@ class SyncResult:
     epipolar_offsets: np.ndarray | None = None
     rig_error_px: np.ndarray | None = None
 
-    def summary(self, names: list[str] | None = None) -> str:
-        """One line per camera: offset and confidence."""
+    def summary(self, names: list[str] | None = None, warnings: bool = True) -> str:
+        """One line per camera: offset and confidence (then the warnings, unless told not to)."""
         names = names or [f"cam{i}" for i in range(len(self.offsets))]
         lines = []
         for c, (o, q) in enumerate(zip(self.offsets, self.confidence)):
             ref = " (reference)" if c == self.reference else ""
             lines.append(f"{names[c]}: offset {int(o):+d} frames, confidence {q:.2f}{ref}")
-        return "\n".join(lines + self.warnings)
+        return "\n".join(lines + (self.warnings if warnings else []))
 
 
 # outliers: points farther than this x the median distance from the running median are dropped

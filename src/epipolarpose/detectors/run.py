@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
-from ..camera import Rig
+from ..camera import Rig, check_image_size
 from ..errors import InputError
 from ..formats import Poses2D
 from ..video import VideoInfo, iter_frames, probe
@@ -351,6 +351,8 @@ def _image_sizes(
     sizes = []
     for c, d in enumerate(cameras):
         if d.image_size is not None:
+            if rig_sizes is not None:
+                check_image_size(rig_sizes[c], d.image_size, f"intrinsics camera for {names[c]!r}", names[c])
             sizes.append(d.image_size)
         elif image_size is not None:
             sizes.append(image_size)

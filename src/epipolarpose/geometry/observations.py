@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..camera import Camera, Rig, default_intrinsics
+from ..camera import Camera, Rig, check_image_size, default_intrinsics
 from ..errors import InputError
 from ..formats import Poses2D
 from ..parallel import thread_map
@@ -26,14 +26,23 @@ __all__ = [
 
 def apply_intrinsics(poses2d: Poses2D, intrinsics: Rig) -> Poses2D:
     """The detections with ``K``/``dist`` taken from ``intrinsics`` (a ``K.json`` rig, one camera
-    per view, in order); the user's ``--intrinsics`` override those stored in the npz."""
+    per view: matched by name when every view's name is in it, else in order); the user's
+    ``--intrinsics`` override those stored in the npz. :class:`InputError` when the counts differ
+    or a camera was calibrated for another image size (:func:`~epipolarpose.camera.check_image_size`)."""
     C = poses2d.num_cameras
     if len(intrinsics) != C:
         raise InputError(
             f"intrinsics has {len(intrinsics)} cameras but the detections have {C} "
-            f"({', '.join(poses2d.camera_names)}); they must match one to one, in order"
+            f"({', '.join(poses2d.camera_names)}); they must match one to one, by name or in order"
         )
-    return replace(poses2d, K=intrinsics.K.copy(), dist=intrinsics.dist.copy(), extra=dict(poses2d.extra))
+    by_name = {c.name: c for c in intrinsics}
+    names = list(poses2d.camera_names)
+    cams = [by_name[n] for n in names] if set(names) <= set(by_name) else list(intrinsics)
+    for cam, name, size in zip(cams, names, poses2d.image_size):
+        check_image_size(cam.image_size, size, f"intrinsics camera {cam.name!r}", name)
+    K = np.stack([c.K for c in cams])
+    dist = np.stack([c.dist for c in cams])
+    return replace(poses2d, K=K, dist=dist, extra=dict(poses2d.extra))
 
 
 def resolve_intrinsics(poses2d: Poses2D) -> tuple[Rig, bool]:

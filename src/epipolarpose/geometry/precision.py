@@ -116,6 +116,8 @@ class RigPrecision:
         focal_sd: (C,) standard deviation of the focal factors (None when not refined).
         frames: frames in the bundle adjustment.
         motion: :func:`motion_extent` of the adjusted points.
+        camera_frames: (C,) of those frames, the ones in which each camera's landmarks take part
+            (None when not known).
     """
 
     rotation_sd_deg: np.ndarray
@@ -123,6 +125,7 @@ class RigPrecision:
     focal_sd: np.ndarray | None
     frames: int
     motion: float
+    camera_frames: np.ndarray | None = None
 
     @property
     def worst(self) -> tuple[float, int]:
@@ -144,7 +147,9 @@ class RigPrecision:
         }
 
 
-def rig_precision(R: np.ndarray, covariance: np.ndarray, frames: int, motion: float) -> RigPrecision:
+def rig_precision(
+    R: np.ndarray, covariance: np.ndarray, frames: int, motion: float, camera_frames: np.ndarray | None = None
+) -> RigPrecision:
     """:class:`RigPrecision` of adjusted rotations R (C, 3, 3) and their bundle covariance."""
     nc = 6 * (len(R) - 1)
     refined = covariance.shape[0] > nc
@@ -160,6 +165,7 @@ def rig_precision(R: np.ndarray, covariance: np.ndarray, frames: int, motion: fl
         focal_sd=focal_sd,
         frames=int(frames),
         motion=float(motion),
+        camera_frames=None if camera_frames is None else np.asarray(camera_frames, dtype=np.int64),
     )
 
 
@@ -231,8 +237,13 @@ def precision_verdict(
             ratios.append(float(np.median(mine)) / max(float(np.median(rest)), 1e-12))
         c = int(np.argmax(ratios))
         if ratios[c] > 2.0:
+            seen = precision.camera_frames
+            rarely = ""
+            if seen is not None and len(seen) == len(names) and seen[c] < 0.5 * seen.max():
+                rarely = f": it sees the person in only {int(seen[c])} of the {precision.frames} frames"
             causes.append(
-                f"camera {names[c]!r} is the least constrained (its pairs' bounds are {ratios[c]:.1f} x the others')"
+                f"camera {names[c]!r} is the least constrained (its pairs' bounds are {ratios[c]:.1f} x the "
+                f"others'){rarely}"
             )
     why = "; ".join(causes) or (
         f"{precision.frames} frames in which body and limbs move {precision.motion:.2f} x the body's size: "

@@ -81,6 +81,7 @@ class RobustFit:
             gauge was normalized, which leaves relative rotations unchanged).
         motion: :func:`~.precision.motion_extent` of the adjusted points.
         frames: frames with a point seen by two cameras or more.
+        camera_frames: (C,) of those, the frames in which each camera's observations take part.
     """
 
     R: np.ndarray
@@ -93,6 +94,7 @@ class RobustFit:
     covariance: np.ndarray | None = None
     motion: float = float("nan")
     frames: int = 0
+    camera_frames: np.ndarray | None = None
 
 
 @dataclass
@@ -257,7 +259,10 @@ def robust_bundle_adjustment(
     after = float(np.median(error)) if error.size else float("nan")
     motion = motion_extent(X, obs.point_frame, obs.point_joint)
     frames = len(np.unique(obs.point_frame))
-    return RobustFit(Rn, tn, scale, cost, (before, after), len(obs.cam), sigma, ba.covariance, motion, frames)
+    per_camera = np.array([len(np.unique(obs.point_frame[obs.point[obs.cam == c]])) for c in range(len(R))])
+    return RobustFit(
+        Rn, tn, scale, cost, (before, after), len(obs.cam), sigma, ba.covariance, motion, frames, per_camera
+    )
 
 
 def rig_cost(
