@@ -265,6 +265,12 @@ class Rig:
     def names(self) -> list[str]:
         return [c.name for c in self.cameras]
 
+    def matched(self, names: Sequence[str]) -> list[Camera]:
+        """The cameras for views ``names``: by name when every name is in the rig, else in order
+        (an intrinsics file whose cameras are named otherwise); the caller checks the counts."""
+        by_name = {c.name: c for c in self.cameras}
+        return [by_name[n] for n in names] if set(names) <= set(by_name) else list(self.cameras)
+
     @property
     def world(self) -> str | None:
         """``"levelled"``, ``"camera0"`` or ``None`` (unknown; see the class docstring)."""

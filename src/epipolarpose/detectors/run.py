@@ -332,8 +332,7 @@ def match_intrinsics(
     rig = intrinsics if isinstance(intrinsics, Rig) else Rig.load(intrinsics, require_extrinsics=False)
     if len(rig) != len(names):
         raise InputError(f"{intrinsics}: has {len(rig)} cameras but {len(names)} inputs were given")
-    by_name = {c.name: c for c in rig}
-    cams = [by_name[n] for n in names] if set(names) <= set(by_name) else list(rig)
+    cams = rig.matched(names)
     return (
         np.stack([c.K for c in cams]),
         np.stack([c.dist for c in cams]),

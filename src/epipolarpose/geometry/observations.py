@@ -35,9 +35,8 @@ def apply_intrinsics(poses2d: Poses2D, intrinsics: Rig) -> Poses2D:
             f"intrinsics has {len(intrinsics)} cameras but the detections have {C} "
             f"({', '.join(poses2d.camera_names)}); they must match one to one, by name or in order"
         )
-    by_name = {c.name: c for c in intrinsics}
     names = list(poses2d.camera_names)
-    cams = [by_name[n] for n in names] if set(names) <= set(by_name) else list(intrinsics)
+    cams = intrinsics.matched(names)
     for cam, name, size in zip(cams, names, poses2d.image_size):
         check_image_size(cam.image_size, size, f"intrinsics camera {cam.name!r}", name)
     K = np.stack([c.K for c in cams])
