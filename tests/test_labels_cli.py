@@ -148,6 +148,7 @@ def test_cli_known_offsets(tmp_path, motion, rig):
         (["--offsets", "0,3"], "offsets: 2 values given for 4 cameras"),
         (["--offsets", "0,a,1,2"], "--offsets must be comma-separated integers"),
         (["--offsets", "0,3,-2,5", "--sync", "auto"], "either --offsets or --sync auto"),
+        (["--offsets", "0,3,-2,5", "--cameras", ""], "no camera named; the detections have"),
     ]:
         out.unlink(missing_ok=True)
         _bad(tmp_path, ["label", str(src), "-o", str(out), "--rig", str(rig_path), *args], message)

@@ -83,6 +83,15 @@ def test_load_reports_the_file_and_key(tmp_path):
     with pytest.raises(InputError, match=r"bad\.npz: key 'scores_native' has shape \(2, 3, 4\)"):
         Poses2D.load(tmp_path / "bad.npz")
     args = _poses()
+    args["keypoints_native"] = args["keypoints_native"][:, :, :3]  # 3 landmarks, the others 4
+    save_npz(tmp_path / "fewer.npz", **args)
+    with pytest.raises(
+        InputError,
+        match=r"fewer\.npz: the native landmarks disagree in number: 'keypoints_native' has 3, 'scores_native' 4 "
+        r"and 'joint_names_native' 4",
+    ):
+        Poses2D.load(tmp_path / "fewer.npz")
+    args = _poses()
     del args["joint_names_native"]
     save_npz(tmp_path / "partial.npz", **args)
     with pytest.raises(InputError, match=r"partial\.npz: .*without 'joint_names_native'"):

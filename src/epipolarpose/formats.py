@@ -247,6 +247,12 @@ class Poses2D:
         K = kp.shape[2]
         if K == 0:
             raise InputError(f"{src}: 'keypoints_native' has no landmarks, shape {kp.shape}")
+        others = self.scores_native.shape[-1] if self.scores_native.ndim == 3 else None
+        if others == len(self.joint_names_native) != K:  # the odd one out is keypoints_native itself
+            raise InputError(
+                f"{src}: the native landmarks disagree in number: 'keypoints_native' has {K}, "
+                f"'scores_native' {others} and 'joint_names_native' {others}"
+            )
         check_shape(self.scores_native, (C, F, K), "scores_native", src)
         if len(self.joint_names_native) != K:
             raise InputError(
@@ -322,6 +328,8 @@ class Poses2D:
     def take_cameras(self, names: Sequence[str]) -> Poses2D:
         """The detections of the cameras ``names`` (camera names, or indices as strings), in
         that order; :class:`InputError` for an unknown camera."""
+        if not [n for n in names if str(n).strip()]:
+            raise InputError(f"no camera named; the detections have {', '.join(self.camera_names)}")
         index = []
         for n in names:
             n = str(n).strip()
