@@ -242,3 +242,17 @@ def test_a_model_that_cannot_be_downloaded_is_an_input_error(monkeypatch):
             det.detect(np.zeros((1, 32, 32, 3), np.uint8))
     with pytest.raises(InputError, match="0, 1 or 2"):
         mpd.MediaPipeDetector(model_complexity=5)
+
+
+def test_a_corrupt_video_gives_one_line_and_nothing_from_ffmpeg(tmp_path):
+    from epipolarpose.video import write_video
+
+    good = tmp_path / "good.mp4"
+    write_video(good, np.full((8, 64, 64, 3), 90, np.uint8), fps=30)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[:600])  # the header without its index ("moov atom not found")
+    pytest.importorskip("mediapipe")
+    r = _run_detect([cut, "--detector", "mediapipe", "-o", tmp_path / "p.npz"], tmp_path)
+    assert r.returncode == 2 and "cut.mp4: cannot open video" in r.stderr
+    assert r.stderr.strip().splitlines() == [_error_lines(r.stderr)[0]]  # FFmpeg's own lines quieted
+    assert not (tmp_path / "p.npz").exists()

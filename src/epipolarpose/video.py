@@ -26,6 +26,10 @@ from .io import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
+# FFmpeg's own log lines ("moov atom not found", "header damaged") would come before our one
+# error line about the same file; quiet unless the user asks for them (read when a video opens).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 
 @dataclass(frozen=True)
 class VideoInfo:
