@@ -16,6 +16,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from epipolarpose.camera import Rig
+from epipolarpose.cli.footage_cmds import parse_pair
 from epipolarpose.errors import InputError
 from epipolarpose.intrinsics import (
     Board,
@@ -23,7 +24,6 @@ from epipolarpose.intrinsics import (
     board_detector,
     calibrate_intrinsics,
     fit_intrinsics,
-    parse_squares,
 )
 
 SIZE = (640, 480)
@@ -139,8 +139,8 @@ def test_board_options_checked():
     with pytest.raises(InputError, match="board kind"):
         Board(kind="circles")
     with pytest.raises(InputError, match="--squares must look like 5x7"):
-        parse_squares("5by7")
-    assert parse_squares("4x5") == (4, 5)
+        parse_pair("5by7", "--squares", "5x7 (columns x rows of squares)")
+    assert parse_pair("4x5", "--squares", "5x7") == (4, 5)
     with pytest.raises(InputError, match="model must be one of"):
         IntrinsicsOptions(model="fisheye")
 

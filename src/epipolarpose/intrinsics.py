@@ -47,7 +47,6 @@ __all__ = [
     "calibrate_intrinsics",
     "detect_board",
     "fit_intrinsics",
-    "parse_squares",
     "save_intrinsics",
 ]
 
@@ -89,15 +88,6 @@ class Board:
         ):
             names = sorted(n for n in dir(cv2.aruco) if n.startswith("DICT_") and n.upper() == n)
             raise InputError(f"unknown ArUco dictionary {self.dictionary!r}; one of {', '.join(names)}")
-
-
-def parse_squares(text: str) -> tuple[int, int]:
-    """``"5x7"`` -> (5, 7) (columns x rows of squares)."""
-    try:
-        cols, rows = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--squares must look like 5x7 (columns x rows of squares), got {text!r}") from None
-    return cols, rows
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@ from ..errors import InputError
 from ._app import FILE, FOLDER, app
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def parse_pair(text: str, option: str, example: str) -> tuple[int, int]:
+    """``"1920x1080"`` -> (1920, 1080); :class:`InputError` naming ``option`` and ``example``
+    (e.g. ``"1920x1080"``, ``"5x7 (columns x rows of squares)"``) otherwise."""
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
+        a, b = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise InputError(f"--image-size must look like 1920x1080, got {text!r}") from None
-    return w, h
+        raise InputError(f"{option} must look like {example}, got {text!r}") from None
+    return a, b
 
 
 def _warn(message: str) -> None:
@@ -57,12 +59,12 @@ def intrinsics(
 ) -> None:
     """Camera intrinsics (K, lens distortion) from a calibration board filmed by each camera ->
     K.json for --intrinsics of detect, label and calibrate."""
-    from ..intrinsics import Board, IntrinsicsOptions, calibrate_intrinsics, parse_squares, save_intrinsics
+    from ..intrinsics import Board, IntrinsicsOptions, calibrate_intrinsics, save_intrinsics
     from ..io import save_json
 
     spec = Board(
         kind=board,
-        squares=parse_squares(squares),
+        squares=parse_pair(squares, "--squares", "5x7 (columns x rows of squares)"),
         marker_ratio=marker_ratio,
         dictionary=dictionary,
         legacy=legacy,
@@ -139,7 +141,7 @@ def detect(
         stop=stop,
         stride=stride,
         intrinsics=intrinsics,
-        image_size=_parse_size(image_size) if image_size is not None else None,
+        image_size=parse_pair(image_size, "--image-size", "1920x1080") if image_size is not None else None,
         fps=fps,
         strict=strict,
         batch=batch,
